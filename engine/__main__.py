@@ -1,0 +1,51 @@
+"""`python -m engine <verb>`: the command line over the same functions the pages call.
+
+Every module in engine/cli/ that defines `register(subparsers)` adds one verb; this file only dispatches and
+turns domain errors into one plain sentence with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from engine import __version__
+from engine.errors import StudioError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import engine.cli as cli_package
+
+    parser = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="Training Data Studio: screen captures, git history and docs in, fine-tuning data and models out.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", title="verbs")
+    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda module: module.name):
+        module = importlib.import_module(f"engine.cli.{info.name}")
+        if hasattr(module, "register"):
+            module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

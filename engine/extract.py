@@ -1,0 +1,269 @@
+"""Stage 1: read every configured source into the workspace, incrementally.
+
+`extract(config, workspace_path)` checks every source first (a bad path, a file that is not a screenpipe database,
+a folder that is not a repository ...) and only then opens the workspace, so bad input never touches it. Each
+batch is stored in its own transaction together with the watermark that says how far it got: an interrupted run
+loses nothing and the next run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from engine.config import PipelineConfig
+from engine.errors import SourceError
+from engine.knowledge import knowledge_counts, store_knowledge
+from engine.progress import ProgressFn, no_progress
+from engine.sources.documents import check_directories, read_documents
+from engine.sources.git_log import open_repository, read_commits
+from engine.sources.report import SourceReport
+from engine.sources.screenpipe import ScreenpipeFilters, ScreenpipeReader
+from engine.store import Workspace
+
+
+@dataclass
+class ExtractResult:
+    workspace: Path
+    reports: list[SourceReport]
+    knowledge: dict[str, dict[str, int]]
+    commits: int
+    file_changes: int
+    seconds: float
+    screenpipe_era: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "workspace": str(self.workspace), "seconds": round(self.seconds, 3), "screenpipe_era": self.screenpipe_era,
+            "sources": [report.to_dict() for report in self.reports], "knowledge": self.knowledge,
+            "commits": self.commits, "file_changes": self.file_changes, "notes": self.notes,
+        }
+
+
+def _filters(config: PipelineConfig) -> ScreenpipeFilters:
+    return ScreenpipeFilters(
+        min_length=config.min_knowledge_length,
+        apps_include=config.get("screenpipe.apps_include"), apps_exclude=config.get("screenpipe.apps_exclude"),
+        windows_include=config.get("screenpipe.windows_include"),
+        windows_exclude=config.get("screenpipe.windows_exclude"),
+        since=config.since, until=config.until,
+    )
+
+
+def check_sources(config: PipelineConfig) -> ScreenpipeReader:
+    """Open every source read-only and raise SourceError for the first one that cannot be used."""
+    reader = ScreenpipeReader(config.screenpipe_db)
+    for repo in config.git_repos:
+        open_repository(repo)
+    check_directories(config.doc_directories)
+    return reader
+
+
+def _watermark(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM watermarks WHERE source = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _set_watermark(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO watermarks(source, value) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET value = excluded.value,"
+        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+        (key, value),
+    )
+
+
+def _store_batches(workspace: Workspace, conn, batches, key: str, start: int, top: int, stage: str,
+                   report: SourceReport, progress: ProgressFn) -> None:
+    for records, watermark in batches:
+        with workspace.transaction(conn):
+            store_knowledge(conn, records, report)
+            _set_watermark(conn, key, str(watermark))
+        progress(stage, max(0, watermark - start), max(0, top - start))
+
+
+def _max_id(reader: ScreenpipeReader, table: str) -> int:
+    import contextlib
+
+    if table not in reader.tables:
+        return 0
+    with contextlib.closing(reader.connect()) as source:
+        return source.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0
+
+
+def extract(
+    config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress,
+) -> ExtractResult:
+    """Read all sources into the workspace; return per-source reports and the workspace totals."""
+    started = time.perf_counter()
+    reader = check_sources(config)
+    workspace = Workspace.open(workspace_path)
+    conn = workspace.connect()
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run_id = conn.execute(
+        "INSERT INTO extract_runs(started_at, status) VALUES (?, 'running')", (now,)
+    ).lastrowid
+    reports: list[SourceReport] = []
+    try:
+        filters = _filters(config)
+        db_key = f"screenpipe:{reader.path.resolve()}"
+        sources = [("frames", "screenpipe frames", "frames", reader.read_frames)]
+        if config.get("screenpipe.read_audio"):
+            sources.append(("audio", "screenpipe audio", "audio_transcriptions", reader.read_audio))
+        if config.get("screenpipe.read_legacy_ui"):
+            for table in ("ui_monitoring", "accessibility"):
+                if table in reader.tables:
+                    sources.append((table, f"screenpipe {table} (legacy)", table,
+                                    lambda after, f, r, table=table: reader.read_legacy_ui(table, after, f, r)))
+        for suffix, label, table, read in sources:
+            report = SourceReport(label)
+            began = time.perf_counter()
+            key = f"{db_key}:{suffix}"
+            start = int(_watermark(conn, key) or 0)
+            top = _max_id(reader, table)
+            _store_batches(workspace, conn, read(start, filters, report), key, start, top, label, report, progress)
+            report.seconds = time.perf_counter() - began
+            reports.append(report)
+
+        for repo in config.git_repos:
+            report = SourceReport(f"git {repo.name}")
+            began = time.perf_counter()
+            key = f"git:{repo.resolve()}"
+            head = open_repository(repo).head.commit.hexsha
+            commits = []
+            for commit in read_commits(repo, config.code_extensions, config.min_code_lines, config.max_commits,
+                                       _watermark(conn, key), report):
+                commits.append(commit)
+                progress(report.source, len(commits), None)
+            with workspace.transaction(conn):
+                for commit in commits:
+                    inserted = conn.execute(
+                        "INSERT OR IGNORE INTO commits(sha, repo, message, author, timestamp, files_total)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (commit.sha, commit.repo, commit.message, commit.author, commit.timestamp, len(commit.files)),
+                    ).rowcount
+                    if not inserted:
+                        report.duplicates += 1
+                        continue
+                    report.new_items += 1
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO file_changes(commit_sha, path, old_path, change_type, added_lines,"
+                        " removed_lines, added_code, diff) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(commit.sha, f.path, f.old_path, f.change_type, f.added_lines, f.removed_lines,
+                          f.added_code, f.diff) for f in commit.files],
+                    )
+                _set_watermark(conn, key, head)
+            report.seconds = time.perf_counter() - began
+            reports.append(report)
+
+        report = SourceReport("documents")
+        began = time.perf_counter()
+        documents = list(read_documents(config.doc_directories, config.doc_extensions,
+                                        config.min_knowledge_length, report))
+        with workspace.transaction(conn):
+            store_knowledge(conn, documents, report)
+        report.seconds = time.perf_counter() - began
+        reports.append(report)
+
+        result = ExtractResult(
+            workspace=workspace.root, reports=reports, knowledge=knowledge_counts(conn),
+            commits=conn.execute("SELECT COUNT(*) FROM commits").fetchone()[0],
+            file_changes=conn.execute("SELECT COUNT(*) FROM file_changes").fetchone()[0],
+            seconds=time.perf_counter() - started, screenpipe_era=reader.era,
+            notes=[note for report in reports for note in report.notes],
+        )
+        conn.execute(
+            "UPDATE extract_runs SET finished_at = ?, status = 'ok', report_json = ? WHERE id = ?",
+            (datetime.now(timezone.utc).isoformat(timespec="seconds"), json.dumps(result.to_dict()), run_id),
+        )
+        return result
+    except BaseException as exc:
+        conn.execute(
+            "UPDATE extract_runs SET finished_at = ?, status = 'failed', report_json = ? WHERE id = ?",
+            (datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             json.dumps({"error": str(exc), "sources": [r.to_dict() for r in reports]}), run_id),
+        )
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            raise SourceError(f"Reading {reader.path} failed: {exc}.") from exc
+        raise
+    finally:
+        conn.close()
+
+
+def last_extract(workspace_path: Path) -> dict | None:
+    """The report of the newest finished extract run in a workspace, or None if there is none yet."""
+    if not (workspace_path / "studio.db").exists():
+        return None
+    workspace = Workspace.open(workspace_path)
+    conn = workspace.connect()
+    try:
+        row = conn.execute(
+            "SELECT started_at, status, report_json FROM extract_runs WHERE status != 'running'"
+            " ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    if not row:
+        return None
+    report = json.loads(row["report_json"] or "{}")
+    report.update(started_at=row["started_at"], status=row["status"])
+    return report
+
+
+@dataclass
+class SourceStatus:
+    """One source as the Sources page shows it: usable or not, and what it holds."""
+
+    kind: str  # screenpipe | git | documents
+    location: str
+    ok: bool
+    message: str
+    details: dict = field(default_factory=dict)
+
+
+def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
+    """Check each configured source without reading it all: exists, readable, schema era, counts, date range."""
+    statuses = []
+    try:
+        info = ScreenpipeReader(config.screenpipe_db).info()
+        statuses.append(SourceStatus(
+            "screenpipe", str(info.path), True, f"schema era {info.era}",
+            {"frames": info.frames, "audio transcriptions": info.audio,
+             **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
+             "first capture": info.first_timestamp, "last capture": info.last_timestamp,
+             "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps), "notes": "; ".join(info.notes)},
+        ))
+    except SourceError as exc:
+        statuses.append(SourceStatus("screenpipe", str(config.screenpipe_db), False, str(exc)))
+    for repo_path in config.git_repos:
+        try:
+            repo = open_repository(repo_path)
+            count = int(repo.git.rev_list("--count", "--no-merges", "HEAD"))
+            newest = repo.head.commit
+            oldest_sha = repo.git.rev_list("--max-parents=0", "HEAD").splitlines()[0]
+            oldest = repo.commit(oldest_sha)
+            branch = "detached HEAD" if repo.head.is_detached else repo.active_branch.name
+            statuses.append(SourceStatus(
+                "git", str(repo_path), True, f"branch {branch}",
+                {"non-merge commits": count, "first commit": oldest.committed_datetime.isoformat(),
+                 "last commit": newest.committed_datetime.isoformat(), "head": newest.hexsha[:12]},
+            ))
+        except SourceError as exc:
+            statuses.append(SourceStatus("git", str(repo_path), False, str(exc)))
+    for directory in config.doc_directories:
+        if not directory.is_dir():
+            statuses.append(SourceStatus("documents", str(directory), False,
+                                         f"{directory} does not exist or is not a folder."))
+            continue
+        wanted = set(config.doc_extensions)
+        files = [path for path in directory.rglob("*") if path.is_file() and path.suffix.lower() in wanted
+                 and ".git" not in path.parts]
+        statuses.append(SourceStatus(
+            "documents", str(directory), True, f"{len(files)} files with {', '.join(sorted(wanted))}",
+            {"files": len(files), "bytes": sum(path.stat().st_size for path in files)},
+        ))
+    return statuses

@@ -1,0 +1,1 @@
+"""Numbered workspace migrations: mNNN_<name>.py, each defining SQL. Applied in order by engine.store."""

@@ -1,0 +1,50 @@
+"""Typed records that flow between stages. Timestamps are ISO 8601 strings in UTC with microseconds
+(`2026-03-01T10:00:00.123456+00:00`), so they sort and compare as text in the workspace database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def iso_utc(moment: datetime) -> str:
+    """The one timestamp shape the workspace stores."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(slots=True)
+class Knowledge:
+    """One piece of text someone saw, heard or wrote: a frame's text, a transcript, UI text, a document."""
+
+    source_id: str  # ocr:<frames.id> | audio:<audio_transcriptions.id> | ui:<table>:<id> | doc:<relative path>
+    knowledge_type: str  # ocr | audio | ui | document
+    text: str
+    timestamp: str | None
+    app_name: str | None = None
+    window_name: str | None = None  # for audio: the recording device
+    browser_url: str | None = None
+
+
+@dataclass(slots=True)
+class FileChange:
+    """One code file changed by a commit, with its added lines and its whole diff."""
+
+    path: str
+    old_path: str | None
+    change_type: str  # A | M | D | R
+    added_lines: int
+    removed_lines: int
+    added_code: str
+    diff: str
+
+
+@dataclass(slots=True)
+class Commit:
+    sha: str
+    repo: str
+    message: str
+    author: str
+    timestamp: str
+    files: list[FileChange] = field(default_factory=list)

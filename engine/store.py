@@ -1,0 +1,170 @@
+"""The workspace: a folder holding studio.db (SQLite, WAL) plus datasets, runs, models and versions.
+
+Schema changes are numbered migrations, one module each in `engine/migrations/` (`m001_initial.py`,
+`m002_reviews.py`, ...), each defining `SQL`. They are applied in order, once, and recorded in
+`schema_migrations`, so several processes opening the same workspace at once is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pkgutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.errors import WorkspaceError
+
+DEFAULT_WORKSPACE = Path("data/workspace")
+DB_NAME = "studio.db"
+
+
+def resolve_workspace(flag: str | os.PathLike | None = None, configured: str | None = None) -> Path:
+    """Pick the workspace folder: --workspace flag, else $STUDIO_WORKSPACE, else the config's
+    `studio.workspace`, else data/workspace (relative to the current directory)."""
+    for candidate in (flag, os.environ.get("STUDIO_WORKSPACE"), configured):
+        if candidate:
+            return Path(candidate).expanduser()
+    return DEFAULT_WORKSPACE
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    import engine.migrations as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        name = info.name
+        if not (name.startswith("m") and name[1:4].isdigit()):
+            continue
+        module = importlib.import_module(f"engine.migrations.{name}")
+        found.append((int(name[1:4]), name, module.SQL))
+    found.sort()
+    numbers = [number for number, _, _ in found]
+    if len(numbers) != len(set(numbers)):
+        raise WorkspaceError(f"Two migrations share a number in engine/migrations: {sorted(numbers)}.")
+    return found
+
+
+class Workspace:
+    """One workspace folder. `Workspace.open(path)` creates it if needed and migrates its database."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.db_path = self.root / DB_NAME
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Workspace:
+        workspace = cls(Path(root).expanduser())
+        if workspace.root.exists() and not workspace.root.is_dir():
+            raise WorkspaceError(f"The workspace {workspace.root} is a file, not a folder; choose another --workspace.")
+        try:
+            workspace.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"Cannot create the workspace folder {workspace.root}: {exc.strerror}.") from exc
+        workspace.migrate()
+        return workspace
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection in autocommit mode (use `transaction()` for writes), WAL, 30 s busy timeout."""
+        try:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(
+                f"The workspace database {self.db_path} cannot be opened ({exc}); move it away to start a fresh one."
+            ) from exc
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: one logical change, all or nothing."""
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if own:
+                conn.close()
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this database has not seen yet; return their names."""
+        applied_now = []
+        conn = self.connect()
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+            )
+            for version, name, sql in _migrations():
+                with self.transaction(conn):
+                    done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone()
+                    if done:
+                        continue
+                    for statement in _split_sql(sql):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name))
+                    applied_now.append(name)
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(
+                f"The workspace database {self.db_path} cannot be migrated ({exc}); move it away to start a fresh one."
+            ) from exc
+        finally:
+            conn.close()
+        return applied_now
+
+    def schema_version(self) -> int:
+        conn = self.connect()
+        try:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            return int(row[0] or 0)
+        finally:
+            conn.close()
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the workspace (datasets/<name>, runs/<id>, models, versions, ...)."""
+        return self.root.joinpath(*parts)
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.complete_statement keeps triggers whole)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a file users rely on atomically: a temp file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,154 @@
+"""Sources: edit the pipeline config, check each source, and extract everything into the workspace."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine.config import PipelineConfig
+from engine.errors import StudioError
+from engine.extract import extract, inspect_sources, last_extract
+from engine.settings import active_config_path, active_workspace
+
+st.title("Sources")
+
+config_path = active_config_path()
+st.caption(f"Config: `{config_path}` · workspace: `{active_workspace(config_path)}`")
+try:
+    config = PipelineConfig.load(config_path)
+except StudioError as exc:
+    st.error(str(exc))
+    st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
+    st.stop()
+
+
+def lines(values: list[str]) -> str:
+    return "\n".join(values)
+
+
+def parse_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+with st.expander("Edit config", icon=":material/edit:"):
+    with st.form("config"):
+        st.markdown("**Paths** (relative paths are taken from the config file's folder)")
+        screenpipe_db = st.text_input("Screenpipe database", config.get("paths.screenpipe_db"))
+        repos = config.get("paths.git_repo")
+        git_repos = st.text_area("Git repositories (one per line)", lines([repos] if isinstance(repos, str) else repos))
+        output_file = st.text_input("Training data output file", config.get("paths.output_file"))
+        st.markdown("**Documents**")
+        doc_dirs = st.text_area("Document folders (one per line)", lines(config.get("document_sources.directories")))
+        doc_exts = st.text_input("Document extensions", " ".join(config.get("document_sources.extensions")))
+        code_exts = st.text_input("Code extensions", " ".join(config.get("code_extensions")))
+        st.markdown("**Filters**")
+        left, middle, right = st.columns(3)
+        min_length = left.number_input("min_knowledge_length", 0, 100_000, config.min_knowledge_length,
+                                       help="Screen, audio and doc texts shorter than this are skipped.")
+        min_code_lines = middle.number_input("min_code_lines", 0, 100_000, config.min_code_lines,
+                                             help="Changed files with fewer added lines are skipped.")
+        max_commits = right.number_input("max_commits", 1, 1_000_000, config.max_commits,
+                                         help="Newest non-merge commits read per repository.")
+        left, right = st.columns(2)
+        apps_include = left.text_input("Apps to include (comma separated, * globs; empty = all)",
+                                       ", ".join(config.get("screenpipe.apps_include")))
+        apps_exclude = right.text_input("Apps to exclude", ", ".join(config.get("screenpipe.apps_exclude")))
+        windows_include = left.text_input("Windows to include", ", ".join(config.get("screenpipe.windows_include")))
+        windows_exclude = right.text_input("Windows to exclude", ", ".join(config.get("screenpipe.windows_exclude")))
+        since = left.text_input("Since (e.g. 2026-03-01)", config.get("screenpipe.since") or "")
+        until = right.text_input("Until", config.get("screenpipe.until") or "")
+        if st.form_submit_button("Save config", icon=":material/save:"):
+            split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+            repo_list = parse_lines(git_repos)
+            try:
+                updated = config.with_values({
+                    "paths.screenpipe_db": screenpipe_db.strip(),
+                    "paths.git_repo": repo_list[0] if len(repo_list) == 1 else repo_list,
+                    "paths.output_file": output_file.strip(),
+                    "document_sources.directories": parse_lines(doc_dirs),
+                    "document_sources.extensions": doc_exts.split(),
+                    "code_extensions": code_exts.split(),
+                    "filtering.min_knowledge_length": int(min_length),
+                    "filtering.min_code_lines": int(min_code_lines),
+                    "filtering.max_commits": int(max_commits),
+                    "screenpipe.apps_include": split(apps_include), "screenpipe.apps_exclude": split(apps_exclude),
+                    "screenpipe.windows_include": split(windows_include),
+                    "screenpipe.windows_exclude": split(windows_exclude),
+                    "screenpipe.since": since.strip() or None, "screenpipe.until": until.strip() or None,
+                })
+                updated.save()
+                st.success(f"Saved {updated.path}.")
+                config = updated
+            except StudioError as exc:
+                st.error(str(exc))
+
+st.subheader("Sources")
+for status in inspect_sources(config):
+    with st.container(border=True):
+        icon = ":material/check_circle:" if status.ok else ":material/error:"
+        st.markdown(f"{icon} **{status.kind}** · `{status.location}`")
+        if status.ok:
+            st.caption(status.message)
+            shown = {key: value for key, value in status.details.items() if value not in (None, "")}
+            columns = st.columns(min(4, max(1, len(shown))))
+            for index, (key, value) in enumerate(shown.items()):
+                if isinstance(value, int):
+                    columns[index % len(columns)].metric(key, f"{value:,}")
+                else:
+                    columns[index % len(columns)].markdown(f"**{key}**  \n{value}")
+        else:
+            st.error(status.message)
+
+st.subheader("Extract")
+workspace = active_workspace(config_path)
+if st.button("Extract into workspace", type="primary", icon=":material/download:", key="extract"):
+    bar = st.progress(0.0, text="Starting ...")
+
+    def show_progress(stage: str, done: int, total: int | None) -> None:
+        if total:
+            bar.progress(min(1.0, done / total), text=f"{stage}: {done:,} of {total:,}")
+        else:
+            bar.progress(0.0, text=f"{stage}: {done:,}")
+
+    try:
+        result = extract(config, workspace, progress=show_progress)
+        bar.progress(1.0, text=f"Done in {result.seconds:.1f} s")
+    except StudioError as exc:
+        bar.empty()
+        st.error(str(exc))
+
+report = last_extract(workspace)
+if report is None:
+    st.info("Nothing extracted into this workspace yet: press **Extract into workspace**.")
+    st.stop()
+if report["status"] == "failed":
+    st.error(f"The last extract ({report['started_at']}) failed: {report.get('error', 'unknown error')}")
+    st.stop()
+st.caption(
+    f"Last extract {report['started_at']} · {report['seconds']} s · screenpipe schema {report['screenpipe_era']}"
+)
+knowledge = report["knowledge"]
+cols = st.columns(4)
+cols[0].metric("Knowledge items", f"{sum(k['items'] for k in knowledge.values()):,}")
+cols[1].metric("Source rows behind them", f"{sum(k['sources'] for k in knowledge.values()):,}")
+cols[2].metric("Commits", f"{report['commits']:,}")
+cols[3].metric("Code file changes", f"{report['file_changes']:,}")
+st.dataframe(
+    pd.DataFrame([
+        {"source": s["source"], "read": s["rows_read"], "kept": s["kept"], "new": s["new_items"],
+         "duplicates": s["duplicates"], "skipped": s["skipped_total"], "seconds": round(s["seconds"], 2)}
+        for s in report["sources"]
+    ]),
+    hide_index=True, use_container_width=True,
+)
+skipped = [
+    {"source": s["source"], "reason": reason, "count": count, "examples": ", ".join(s["skipped_examples"][reason])}
+    for s in report["sources"] for reason, count in s["skipped"].items()
+]
+st.markdown("**Skipped, and why**")
+if skipped:
+    st.dataframe(pd.DataFrame(skipped), hide_index=True, use_container_width=True)
+else:
+    st.caption("Nothing was skipped in the last run.")
+for note in report.get("notes", []):
+    st.caption(f"note: {note}")
