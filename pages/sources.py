@@ -44,6 +44,7 @@ with st.expander("Edit config", icon=":material/edit:"):
         st.markdown("**Filters**")
         left, middle, right = st.columns(3)
         min_length = left.number_input("min_knowledge_length", 0, 100_000, config.min_knowledge_length,
+                                       key="min_length",
                                        help="Screen, audio and doc texts shorter than this are skipped.")
         min_code_lines = middle.number_input("min_code_lines", 0, 100_000, config.min_code_lines,
                                              help="Changed files with fewer added lines are skipped.")
@@ -51,13 +52,16 @@ with st.expander("Edit config", icon=":material/edit:"):
                                          help="Newest non-merge commits read per repository.")
         left, right = st.columns(2)
         apps_include = left.text_input("Apps to include (comma separated, * globs; empty = all)",
-                                       ", ".join(config.get("screenpipe.apps_include")))
-        apps_exclude = right.text_input("Apps to exclude", ", ".join(config.get("screenpipe.apps_exclude")))
-        windows_include = left.text_input("Windows to include", ", ".join(config.get("screenpipe.windows_include")))
-        windows_exclude = right.text_input("Windows to exclude", ", ".join(config.get("screenpipe.windows_exclude")))
-        since = left.text_input("Since (e.g. 2026-03-01)", config.get("screenpipe.since") or "")
-        until = right.text_input("Until", config.get("screenpipe.until") or "")
-        if st.form_submit_button("Save config", icon=":material/save:"):
+                                       ", ".join(config.get("screenpipe.apps_include")), key="apps_include")
+        apps_exclude = right.text_input("Apps to exclude", ", ".join(config.get("screenpipe.apps_exclude")),
+                                        key="apps_exclude")
+        windows_include = left.text_input("Windows to include", ", ".join(config.get("screenpipe.windows_include")),
+                                          key="windows_include")
+        windows_exclude = right.text_input("Windows to exclude", ", ".join(config.get("screenpipe.windows_exclude")),
+                                           key="windows_exclude")
+        since = left.text_input("Since (e.g. 2026-03-01)", config.get("screenpipe.since") or "", key="since")
+        until = right.text_input("Until", config.get("screenpipe.until") or "", key="until")
+        if st.form_submit_button("Save config", icon=":material/save:", key="save"):
             split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
             repo_list = parse_lines(git_repos)
             try:
@@ -139,7 +143,7 @@ st.dataframe(
          "duplicates": s["duplicates"], "skipped": s["skipped_total"], "seconds": round(s["seconds"], 2)}
         for s in report["sources"]
     ]),
-    hide_index=True, use_container_width=True,
+    hide_index=True, width="stretch",
 )
 skipped = [
     {"source": s["source"], "reason": reason, "count": count, "examples": ", ".join(s["skipped_examples"][reason])}
@@ -147,7 +151,7 @@ skipped = [
 ]
 st.markdown("**Skipped, and why**")
 if skipped:
-    st.dataframe(pd.DataFrame(skipped), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
 else:
     st.caption("Nothing was skipped in the last run.")
 for note in report.get("notes", []):

@@ -1,0 +1,96 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import PipelineConfig
+from engine.errors import ConfigError
+
+SEED_CONFIG = {
+    "paths": {
+        "screenpipe_db": "~/.screenpipe/db.sqlite",
+        "git_repo": "~/ai/screenpipe",
+        "output_file": "~/ai/screenpipe/training_pipeline/output/training_data.jsonl",
+    },
+    "document_sources": {
+        "directories": ["~/ai/screenpipe/.github/workflows", "~/ai/screenpipe/docs"],
+        "extensions": [".md", ".txt", ".rst", ".yml", ".yaml"],
+    },
+    "filtering": {"min_knowledge_length": 100, "min_code_lines": 5, "max_commits": 500, "top_k_matches": 3},
+    "confidence": {"min_confidence": 0.6},
+    "code_extensions": [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"],
+}
+
+
+def write(tmp_path, data, name="pipeline_config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_seed_config_loads_unchanged_with_home_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = PipelineConfig.load(write(tmp_path, SEED_CONFIG))
+    assert config.raw == SEED_CONFIG
+    assert config.screenpipe_db == tmp_path / "home/.screenpipe/db.sqlite"
+    assert config.git_repos == [tmp_path / "home/ai/screenpipe"]
+    assert config.doc_directories[1] == tmp_path / "home/ai/screenpipe/docs"
+    assert (config.min_knowledge_length, config.min_code_lines, config.max_commits, config.top_k) == (100, 5, 500, 3)
+    assert config.min_confidence == 0.6
+    assert config.code_extensions == [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"]
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    config = PipelineConfig.load(write(tmp_path, {"paths": {"screenpipe_db": "sp/db.sqlite", "git_repo": ["a", "/b"]}}))
+    assert config.screenpipe_db == tmp_path / "sp/db.sqlite"
+    assert config.git_repos == [tmp_path / "a", Path("/b")]
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"filtering": {"min_code_lines": "5"}}, "`filtering.min_code_lines` must be a whole number"),
+        ({"filtering": {"max_commits": 0}}, "`filtering.max_commits` must be a whole number, 1 or more"),
+        ({"confidence": {"min_confidence": 1.5}}, "`confidence.min_confidence` must be a number between 0 and 1"),
+        ({"code_extensions": ["py"]}, "`code_extensions` must be a list of file extensions"),
+        ({"paths": {"git_repo": 7}}, "`paths.git_repo` must be a path string or a list of path strings"),
+        ({"paths": "db.sqlite"}, "`paths` must be an object"),
+        ({"filtering": {"min_knowledge_length": True}}, "`filtering.min_knowledge_length` must be a whole number"),
+        ({"screenpipe": {"since": "last tuesday"}}, "`screenpipe.since` must be a date or time"),
+    ],
+)
+def test_wrong_types_name_the_key_and_what_is_expected(tmp_path, patch, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        PipelineConfig.load(write(tmp_path, {**SEED_CONFIG, **patch}))
+    assert "pipeline_config.json" in str(info.value)
+
+
+def test_malformed_json_and_missing_file_say_so(tmp_path):
+    with pytest.raises(ConfigError, match="not valid JSON: .* line 1, column"):
+        PipelineConfig.load(write(tmp_path, '{"paths": '))
+    with pytest.raises(ConfigError, match="does not exist"):
+        PipelineConfig.load(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="must hold a JSON object"):
+        PipelineConfig.load(write(tmp_path, "[1, 2]"))
+
+
+def test_saving_keeps_unknown_keys(tmp_path):
+    data = {**SEED_CONFIG, "my_team": {"owner": "dana"}, "filtering": {**SEED_CONFIG["filtering"], "extra": 1}}
+    path = write(tmp_path, data)
+    updates = {"filtering.min_code_lines": 3, "screenpipe.apps_exclude": ["Slack"]}
+    config = PipelineConfig.load(path).with_values(updates)
+    config.save()
+    saved = json.loads(path.read_text())
+    assert saved["my_team"] == {"owner": "dana"}
+    assert saved["filtering"]["extra"] == 1
+    assert saved["filtering"]["min_code_lines"] == 3
+    assert saved["screenpipe"] == {"apps_exclude": ["Slack"]}
+    assert saved["paths"]["screenpipe_db"] == "~/.screenpipe/db.sqlite"  # stored as written, not expanded
+
+
+def test_invalid_update_is_refused_before_saving(tmp_path):
+    path = write(tmp_path, SEED_CONFIG)
+    before = path.read_text()
+    with pytest.raises(ConfigError, match="min_confidence"):
+        PipelineConfig.load(path).with_values({"confidence.min_confidence": "high"}).save()
+    assert path.read_text() == before
