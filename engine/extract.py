@@ -225,6 +225,14 @@ class SourceStatus:
     details: dict = field(default_factory=dict)
 
 
+def _readable_time(iso: str | None) -> str | None:
+    """'2026-03-02T09:06:27.673000+00:00' -> '2026-03-02 09:06 UTC' for people."""
+    if not iso:
+        return None
+    moment = datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
     """Check each configured source without reading it all: exists, readable, schema era, counts, date range."""
     statuses = []
@@ -234,7 +242,7 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             "screenpipe", str(info.path), True, f"schema era {info.era}",
             {"frames": info.frames, "audio transcriptions": info.audio,
              **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
-             "first capture": info.first_timestamp, "last capture": info.last_timestamp,
+             "first capture": _readable_time(info.first_timestamp), "last capture": _readable_time(info.last_timestamp),
              "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps), "notes": "; ".join(info.notes)},
         ))
     except SourceError as exc:
@@ -249,8 +257,8 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             branch = "detached HEAD" if repo.head.is_detached else repo.active_branch.name
             statuses.append(SourceStatus(
                 "git", str(repo_path), True, f"branch {branch}",
-                {"non-merge commits": count, "first commit": oldest.committed_datetime.isoformat(),
-                 "last commit": newest.committed_datetime.isoformat(), "head": newest.hexsha[:12]},
+                {"non-merge commits": count, "first commit": _readable_time(oldest.committed_datetime.isoformat()),
+                 "last commit": _readable_time(newest.committed_datetime.isoformat()), "head": newest.hexsha[:12]},
             ))
         except SourceError as exc:
             statuses.append(SourceStatus("git", str(repo_path), False, str(exc)))
