@@ -86,7 +86,7 @@ with st.expander("Edit config", icon=":material/edit:"):
             except StudioError as exc:
                 st.error(str(exc))
 
-st.subheader("Sources")
+st.subheader("Configured sources")
 for status in inspect_sources(config):
     with st.container(border=True):
         icon = ":material/check_circle:" if status.ok else ":material/error:"
