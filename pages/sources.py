@@ -94,12 +94,11 @@ for status in inspect_sources(config):
         if status.ok:
             st.caption(status.message)
             shown = {key: value for key, value in status.details.items() if value not in (None, "")}
-            columns = st.columns(min(4, max(1, len(shown))))
-            for index, (key, value) in enumerate(shown.items()):
-                if isinstance(value, int):
-                    columns[index % len(columns)].metric(key, f"{value:,}")
-                else:
-                    columns[index % len(columns)].markdown(f"**{key}**  \n{value}")
+            counts = {key: value for key, value in shown.items() if isinstance(value, int)}
+            columns = st.columns(max(4, len(counts)))
+            for column, (key, value) in zip(columns, counts.items(), strict=False):
+                column.metric(key, f"{value:,}")
+            st.markdown("  \n".join(f"**{key}**: {value}" for key, value in shown.items() if key not in counts))
         else:
             st.error(status.message)
 
