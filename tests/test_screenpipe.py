@@ -234,3 +234,30 @@ def test_extract_while_screenpipe_keeps_inserting(tmp_path, screenpipe_db, repo)
     _, sources = knowledge_of(workspace)
     assert len([s for s in sources if s.startswith("ocr:")]) == 400 + sum(
         1 for f in sample_frames(300) if len(f["text"]) >= 100)
+
+
+def test_legacy_ui_monitoring_and_accessibility_text_is_read_where_present(tmp_path, repo):
+    db = tmp_path / "legacy.sqlite"
+    long_text = "Preferences — Retry policy: max attempts 3, base delay 500 ms, jitter on, applies to forecast requests"
+    with ScreenpipeWriter(db, era="2025") as writer:
+        writer.add_frame(BASE_TIME, long_text + " (frame)", "Code", "settings.json")
+        for minute in range(3):
+            writer.add_ui_text(BASE_TIME + timedelta(minutes=minute), long_text, "Code", "settings.json")
+    conn = sqlite3.connect(db)  # the 2026-02 accessibility table, as a database of that month still had it
+    conn.execute("CREATE TABLE accessibility (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp DATETIME NOT NULL,"
+                 " app_name TEXT NOT NULL, window_name TEXT NOT NULL, text_content TEXT NOT NULL, browser_url TEXT)")
+    conn.execute("INSERT INTO accessibility(timestamp, app_name, window_name, text_content, browser_url)"
+                 " VALUES ('2026-03-02 09:10:00', 'Safari', 'Docs', ?, 'https://docs.example.com/retry')",
+                 ("Accessibility tree text: Retry-After header handling for 429 and 503 responses in the client " * 2,))
+    conn.commit()
+    conn.close()
+    config, workspace = config_for(tmp_path, db, "ws")
+    result = extract(config, workspace)
+    labels = [report.source for report in result.reports]
+    assert "screenpipe ui_monitoring (legacy)" in labels and "screenpipe accessibility (legacy)" in labels
+    items, sources = knowledge_of(workspace)
+    assert {s for s in sources if s.startswith("ui:")} == {
+        "ui:ui_monitoring:1", "ui:ui_monitoring:2", "ui:ui_monitoring:3", "ui:accessibility:1"}
+    assert items[("ui", content_hash(long_text))][4] == 3
+    assert items[("ui", content_hash(long_text))][1] == "2026-03-02T09:00:00.000000+00:00"
+    assert result.screenpipe_era.startswith("2025-02")
