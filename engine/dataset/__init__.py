@@ -1,0 +1,1 @@
+"""Dataset stages: pairs, dedup, sensitive data, quality, token counts, split, export, validation."""
