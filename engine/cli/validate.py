@@ -1,0 +1,87 @@
+"""`python -m engine validate --input JSONL [--report TXT] [--json JSON] [--findings JSON]`
+
+Prints the validation report; exits 3 while pairs with sensitive data have no reviewer decision (keep, redact or
+drop), so a script can stop before export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.dataset.validate import validate_dataset
+from engine.progress import TqdmProgress
+from engine.store import Workspace, resolve_workspace, write_atomic
+
+EXIT_UNRESOLVED = 3
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", help="training data JSONL (default: paths.output_file of --config or the "
+                        "active config)")
+    parser.add_argument("--config", help="pipeline_config.json whose paths.output_file is the default input")
+    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
+                        "studio.workspace, or data/workspace)")
+
+
+def resolve_input(args: argparse.Namespace) -> tuple[Path, Workspace]:
+    """The JSONL and workspace a dataset verb works on: flags first, then the (active) config. Fills in
+    `args.min_confidence` from the config's confidence.min_confidence when the flag was not given."""
+    from engine.config import PipelineConfig
+    from engine.errors import StudioError
+    from engine.settings import active_config_path
+
+    config = None
+    if args.config:
+        config = PipelineConfig.load(Path(args.config).expanduser())
+    elif active_config_path().exists():
+        try:
+            config = PipelineConfig.load(active_config_path())
+        except StudioError:
+            if not args.input:
+                raise  # the config was the only way to find the data: say what is wrong with it
+    if args.input:
+        source = Path(args.input).expanduser()
+    elif config is not None:
+        source = config.output_file
+    else:
+        raise StudioError("Name the training data with --input (no pipeline config was found to take it from).")
+    if getattr(args, "min_confidence", 0.6) is None:
+        args.min_confidence = config.min_confidence if config is not None else 0.6
+    configured = str(config.workspace) if config is not None and config.workspace else None
+    return source, Workspace.open(resolve_workspace(args.workspace, configured))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="check a training_data.jsonl: format, confidence, duplicates, sensitive data, quality",
+        description="Validate training pairs and write the report. Exit status 3 while sensitive data awaits review.",
+    )
+    add_input_arguments(parser)
+    parser.add_argument("--report", help="also write the text report to this file")
+    parser.add_argument("--json", dest="json_path", help="also write the report as JSON to this file")
+    parser.add_argument("--findings", help="write the sensitive-data findings (offsets, never values) to this file")
+    parser.add_argument("--min-confidence", type=float, help="link confidence below which a pair is demoted "
+                        "(default: the config's confidence.min_confidence, else 0.6)")
+    parser.add_argument("--sample", type=int, default=10, help="unflagged pairs to queue for review (default 10)")
+    parser.add_argument("--tokenizer", help="model id or folder whose tokenizer counts tokens (default: tiktoken)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    source, workspace = resolve_input(args)
+    progress = TqdmProgress()
+    try:
+        report, _ = validate_dataset(source, workspace, min_confidence=args.min_confidence, sample_size=args.sample,
+                                     tokenizer_model=args.tokenizer, progress=progress)
+    finally:
+        progress.close()
+    text = report.render_text()
+    print(text)
+    if args.report:
+        write_atomic(Path(args.report).expanduser(), text)
+    if args.json_path:
+        write_atomic(Path(args.json_path).expanduser(), json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    if args.findings:
+        write_atomic(Path(args.findings).expanduser(), json.dumps(report.findings, indent=2) + "\n")
+    return EXIT_UNRESOLVED if report.unresolved_pairs else 0
