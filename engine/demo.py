@@ -27,6 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from engine import demo_content as story
+from engine.demo_widgets import build_widget_gallery
 from engine.errors import StudioError
 from engine.sources.screenpipe_builder import ScreenpipeWriter
 
@@ -424,4 +425,5 @@ def _build_into(folder: Path) -> None:
         (docs / name).write_text(text, encoding="utf-8")
     shas, touched = _write_repo(folder / "repo", home=folder)
     _write_json(folder / CONFIG_NAME, PIPELINE_CONFIG)
+    build_widget_gallery(folder / "widget_gallery", folder / PIPELINE_CONFIG["studio"]["workspace"] / "widgets")
     _write_json(folder / GROUND_TRUTH_NAME, _ground_truth(shas, touched, captures, frame_ids, utterances, audio_ids))

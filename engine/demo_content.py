@@ -17,7 +17,7 @@ Conventions:
   HH:MM): each capture fills them in, which makes the near-duplicates screenpipe really records.
 """
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 
 AUTHORS = {
     "maya": ("Maya Lindqvist", "maya@skycast.dev"),
