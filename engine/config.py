@@ -2,7 +2,8 @@
 
 Known sections (the seeds'): paths, document_sources, filtering, confidence, code_extensions. Optional sections
 added by the studio, each with defaults: `screenpipe` (app/window include/exclude lists, a time range, which
-screenpipe tables to read) and `studio` (the workspace folder). Relative paths are resolved against the config
+screenpipe tables to read), `studio` (the workspace folder) and `linking` (matcher mode, embedding model, the seed
+v1 time window, keyword list and weights). Relative paths are resolved against the config
 file's folder and `~` is expanded, so a config can travel with the data it points at.
 """
 
@@ -39,6 +40,16 @@ DEFAULTS: dict[str, Any] = {
         "read_legacy_ui": True,
     },
     "studio": {"workspace": None},
+    "linking": {
+        "mode": "best",
+        "model": "all-MiniLM-L6-v2",
+        "time_window_days": 7,
+        "commit_offset_hours": 1,
+        "keyword_weight": 0.3,
+        "semantic_weight": 0.7,
+        "keywords": None,
+        "valid_fraction": 0.1,
+    },
 }
 
 # key -> (kind, description of what is expected)
@@ -69,6 +80,16 @@ _SCHEMA: dict[str, str] = {
     "screenpipe.read_legacy_ui": "bool",
     "studio": "object",
     "studio.workspace": "optional_path",
+    "linking": "object",
+    "linking.mode": "link_mode",
+    "linking.model": "path",
+    "linking.time_window_days": "positive_number",
+    "linking.commit_offset_hours": "non_negative_number",
+    "linking.keyword_weight": "fraction",
+    "linking.semantic_weight": "fraction",
+    "linking.keywords": "optional_strings",
+    "linking.valid_fraction": "fraction",
+    "linking.best": "object",
 }
 
 _EXPECTED = {
@@ -84,6 +105,10 @@ _EXPECTED = {
     "fraction": "a number between 0 and 1",
     "datetime": 'a date or time such as "2026-03-01" or "2026-03-01T10:00:00+00:00", or null',
     "bool": "true or false",
+    "link_mode": '"semantic", "hybrid" or "best"',
+    "positive_number": "a number above 0",
+    "non_negative_number": "a number, 0 or more",
+    "optional_strings": "a list of strings, or null for the built-in list",
 }
 
 
@@ -114,6 +139,13 @@ def _valid(kind: str, value: Any) -> bool:
         return value is None or (isinstance(value, str) and parse_config_datetime(value) is not None)
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "link_mode":
+        return value in ("semantic", "hybrid", "best")
+    if kind in ("positive_number", "non_negative_number"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and (value > 0 if kind == "positive_number" else value >= 0)
+    if kind == "optional_strings":
+        return value is None or is_str_list
     raise AssertionError(kind)
 
 

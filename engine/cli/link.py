@@ -1,0 +1,80 @@
+"""`python -m engine link --config CFG [--mode semantic|hybrid|best] [--min-confidence X] [--top-k K]`"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.config import PipelineConfig
+from engine.extract import extract
+from engine.linking.link import LinkResult, link
+from engine.linking.matcher import MODES
+from engine.progress import TqdmProgress
+from engine.store import resolve_workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "link", help="extract (incremental), link commits to knowledge, write training pairs and the MLX folder",
+        description="Read new source rows, link every commit to the screens, audio and docs that explain it, and "
+                    "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.",
+    )
+    parser.add_argument("--config", required=True, help="pipeline_config.json (the seeds' format)")
+    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
+                        "studio.workspace, or data/workspace)")
+    parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
+    parser.add_argument("--min-confidence", type=float, help="keep links at or above this (default: the config's "
+                        "confidence.min_confidence)")
+    parser.add_argument("--top-k", type=int, help="links per commit (default: filtering.top_k_matches)")
+    parser.add_argument("--no-extract", action="store_true", help="link what the workspace holds, read nothing new")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def format_summary(result: LinkResult) -> str:
+    lines = [
+        f"[Linking] mode {result.mode}, model {result.model}, min_confidence {result.min_confidence}, "
+        f"top_k {result.top_k} (run {result.run_id})",
+        f"  ✓ {result.commits:,} commits with code changes",
+        f"  ✓ {result.knowledge_items:,} knowledge items from {result.knowledge_sources:,} source rows; "
+        f"{result.representatives:,} after near-duplicate collapse ({result.near_duplicates_merged:,} merged)",
+        f"  ✓ embedded {result.embedded_texts:,} new texts, {result.cached_texts:,} from the cache "
+        f"({result.chunked_texts:,} long texts chunked)",
+        f"  ✓ {result.stored_links:,} scored links stored; {result.kept_links:,} kept for "
+        f"{result.linked_commits:,} commits",
+    ]
+    if result.confidence_mean is not None:
+        lines.append(f"  ✓ Average confidence: {result.confidence_mean:.3f} "
+                     f"(range {result.confidence_min:.3f} - {result.confidence_max:.3f})")
+    lines.append(f"  ✓ Created {result.pairs:,} training entries from {result.linked_commits:,} linked commits"
+                 + (f" (average {result.pairs / result.linked_commits:.1f} entries per commit)"
+                    if result.linked_commits else ""))
+    if result.output_file:
+        lines.append(f"[Output] {result.output_file}")
+    if result.mlx_folder:
+        lines.append(f"[MLX] {result.mlx_folder}: train {result.mlx_counts['train']}, "
+                     f"valid {result.mlx_counts['valid']}")
+    else:
+        lines.append("[MLX] not written: mlx-lm needs at least two pairs (lower --min-confidence or raise --top-k)")
+    timings = ", ".join(f"{name} {value:.1f} s" for name, value in result.seconds.items())
+    lines.append(f"Time: {timings}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = PipelineConfig.load(args.config)
+    workspace = resolve_workspace(args.workspace, str(config.workspace) if config.workspace else None)
+    progress = TqdmProgress(enabled=not args.json, min_total=200)
+    try:
+        extracted = None if args.no_extract else extract(config, workspace, progress=progress)
+        result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()}, indent=2))
+    else:
+        if extracted:
+            print(f"[Extract] {extracted.seconds:.1f} s; commits {extracted.commits:,}, knowledge "
+                  + ", ".join(f"{kind} {counts['items']:,}" for kind, counts in extracted.knowledge.items()))
+        print(format_summary(result))
+    return 0

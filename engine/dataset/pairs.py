@@ -1,0 +1,132 @@
+"""Stage 3: training pairs, one per (commit, changed code file), in the seeds' shape.
+
+`{"instruction": commit message, "input": linked context best first + "Task: Modify <file>", "output": the code
+added to that file, "metadata": {...}}` where metadata follows ARCHITECTURE.md: commit_sha (40 hex),
+commit_timestamp, file_path, knowledge_type / confidence / source_id of the best link, and `sources`, every linked
+knowledge item with all the source ids behind it (exact and near duplicates included).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from engine.dataset.dedup import pair_hash
+from engine.dataset.export import to_completion
+from engine.dataset.jsonl import dumps_line
+from engine.dataset.split import split_by_hash
+from engine.store import write_atomic
+
+MAX_CONTEXT_CHARS = 2000  # per linked item: enough to explain a change, not a whole screen dump
+_HEADERS = {"ocr": "Screen Context from {app} - {window}", "ui": "Screen Context from {app} - {window}",
+            "audio": "Discussion (audio, {window})", "document": "Document {window}"}
+
+
+def _context_block(item: dict, source_id: str | None) -> str:
+    window = item["window_name"] or "unknown window"
+    if item["knowledge_type"] == "document" and source_id and source_id.startswith("doc:"):
+        window = source_id[4:]  # the path relative to the docs folder's parent, not this machine's absolute path
+    header = _HEADERS.get(item["knowledge_type"], "Context").format(app=item["app_name"] or "unknown app",
+                                                                     window=window)
+    text = item["text"].strip()
+    if len(text) > MAX_CONTEXT_CHARS:
+        text = text[:MAX_CONTEXT_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"{header}:\n\n{text}"
+
+
+def _sources_of(conn: sqlite3.Connection, representative_ids: list[int]) -> dict[int, list[dict]]:
+    """Every source row behind each representative (its own and its near-duplicates'), oldest first."""
+    found: dict[int, list[dict]] = {}
+    for start in range(0, len(representative_ids), 500):
+        part = representative_ids[start:start + 500]
+        marks = ",".join("?" * len(part))
+        for row in conn.execute(
+            "SELECT g.representative_id, s.source_id, k.knowledge_type, s.timestamp, s.app_name, s.window_name"
+            " FROM knowledge_groups g JOIN knowledge_sources s ON s.knowledge_id = g.knowledge_id"
+            f" JOIN knowledge k ON k.id = g.knowledge_id WHERE g.representative_id IN ({marks})"
+            " ORDER BY s.timestamp, s.source_id", part,
+        ):
+            found.setdefault(row[0], []).append(
+                {"source_id": row[1], "knowledge_type": row[2], "timestamp": row[3], "app_name": row[4],
+                 "window_name": row[5]})
+    return found
+
+
+def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, top_k: int) -> list[dict]:
+    """The pairs of a stored link run at this threshold and top-k, in commit time order."""
+    links = conn.execute(
+        "SELECT l.commit_sha, l.confidence, l.semantic, l.keyword, l.time_score, l.reference, k.id,"
+        " k.knowledge_type, k.text, k.app_name, k.window_name, k.timestamp FROM links l"
+        " JOIN knowledge k ON k.id = l.knowledge_id"
+        " WHERE l.run_id = ? AND l.rank <= ? AND l.confidence >= ? ORDER BY l.commit_sha, l.rank",
+        (run_id, top_k, min_confidence)).fetchall()
+    by_commit: dict[str, list] = {}
+    for row in links:
+        by_commit.setdefault(row["commit_sha"], []).append(dict(row))
+    if not by_commit:
+        return []
+    sources = _sources_of(conn, sorted({row["id"] for rows in by_commit.values() for row in rows}))
+    run = conn.execute("SELECT mode, model FROM link_runs WHERE id = ?", (run_id,)).fetchone()
+    pairs = []
+    for commit in conn.execute("SELECT sha, repo, message, timestamp FROM commits ORDER BY timestamp, sha"):
+        linked = by_commit.get(commit["sha"])
+        if not linked:
+            continue
+        context = "\n\n".join(
+            _context_block(item, (sources.get(item["id"]) or [{}])[0].get("source_id")) for item in linked)
+        best = linked[0]
+        best_sources = sources.get(best["id"], [])
+        listed = []
+        for item in linked:
+            item_sources = sources.get(item["id"], [])
+            listed.append({
+                "source_id": item_sources[0]["source_id"] if item_sources else None,
+                "knowledge_type": item["knowledge_type"], "confidence": round(item["confidence"], 4),
+                "timestamp": item["timestamp"], "app_name": item["app_name"], "window_name": item["window_name"],
+                "source_ids": [source["source_id"] for source in item_sources],
+            })
+        for change in conn.execute(
+            "SELECT path, added_code FROM file_changes WHERE commit_sha = ? ORDER BY path", (commit["sha"],)
+        ):
+            pairs.append({
+                "instruction": commit["message"].strip(),
+                "input": f"{context}\n\nTask: Modify {change['path']}",
+                "output": change["added_code"],
+                "metadata": {
+                    "commit_sha": commit["sha"], "commit_timestamp": commit["timestamp"], "repo": commit["repo"],
+                    "file_path": change["path"], "knowledge_type": best["knowledge_type"],
+                    "confidence": round(best["confidence"], 4),
+                    "source_id": best_sources[0]["source_id"] if best_sources else None,
+                    "semantic_score": round(best["semantic"], 4),
+                    "keyword_score": None if best["keyword"] is None else round(best["keyword"], 4),
+                    "time_score": None if best["time_score"] is None else round(best["time_score"], 4),
+                    "reference_score": None if best["reference"] is None else round(best["reference"], 4),
+                    "link_mode": run["mode"], "embedding_model": run["model"], "link_run": run_id,
+                    "sources": listed,
+                },
+            })
+    return pairs
+
+
+def write_pairs(pairs: list[dict], output_file: Path) -> Path:
+    """training_data.jsonl, written atomically (one line per pair)."""
+    write_atomic(Path(output_file), "".join(dumps_line(pair) + "\n" for pair in pairs))
+    return Path(output_file)
+
+
+def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.1) -> tuple[Path | None, dict]:
+    """train.jsonl and valid.jsonl of mlx-lm completions lines (engine.dataset.export's format and hash split, so
+    a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two pairs write nothing
+    (and remove stale files, which would otherwise be trained on as if current)."""
+    folder = Path(folder)
+    targets = {name: folder / f"{name}.jsonl" for name in ("train", "valid")}
+    if len(pairs) < 2:
+        for target in targets.values():
+            if target.exists():
+                target.unlink()
+        return None, {"train": 0, "valid": 0}
+    lines = [dumps_line(to_completion(pair)) for pair in pairs]
+    splits = split_by_hash([pair_hash(pair) for pair in pairs], valid_fraction, 0.0)
+    for name, target in targets.items():
+        write_atomic(target, "".join(lines[index] + "\n" for index in splits[name]))
+    return folder, {name: len(splits[name]) for name in targets}

