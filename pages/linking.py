@@ -83,6 +83,10 @@ if middle.button(label, type="primary", icon=":material/link:", key="run_link"):
         st.stop()
     bar.progress(1.0, text=f"Linked in {sum(result.seconds.values()):.1f} s: embedded {result.embedded_texts:,} new "
                            f"texts, {result.cached_texts:,} from the cache; wrote {result.pairs:,} pairs")
+    if result.mlx_counts.get("held_for_review"):
+        st.warning(f"{result.mlx_counts['held_for_review']:,} pairs may hold secrets or personal data, so they were "
+                   "left out of the MLX training folder: review them on the Validation page, then export.",
+                   icon=":material/shield:")
     run = latest_run(workspace)
 
 if run is None:

@@ -56,6 +56,10 @@ def format_summary(result: LinkResult) -> str:
                      f"valid {result.mlx_counts['valid']}")
     else:
         lines.append("[MLX] not written: mlx-lm needs at least two pairs (lower --min-confidence or raise --top-k)")
+    if result.mlx_counts.get("held_for_review"):
+        lines.append(f"[MLX] held back {result.mlx_counts['held_for_review']:,} pairs with possible sensitive data: "
+                     "review them on the Validation page (or `python -m engine validate`), then "
+                     "`python -m engine export`")
     timings = ", ".join(f"{name} {value:.1f} s" for name, value in result.seconds.items())
     lines.append(f"Time: {timings}")
     return "\n".join(lines)

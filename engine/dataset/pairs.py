@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.dataset.dedup import pair_hash
 from engine.dataset.export import to_completion
 from engine.dataset.jsonl import dumps_line
+from engine.dataset.sensitive import scan_record
 from engine.dataset.split import split_by_hash
 from engine.store import write_atomic
 
@@ -120,13 +121,18 @@ def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.
     (and remove stale files, which would otherwise be trained on as if current)."""
     folder = Path(folder)
     targets = {name: folder / f"{name}.jsonl" for name in ("train", "valid")}
+    # Nothing unsafe reaches training: a pair with possible sensitive data waits for review (Validation page,
+    # `python -m engine validate`, then `export`) instead of going straight into the MLX folder.
+    safe = [pair for index, pair in enumerate(pairs) if not scan_record(pair, index)]
+    held = len(pairs) - len(safe)
+    pairs = safe
     if len(pairs) < 2:
         for target in targets.values():
             if target.exists():
                 target.unlink()
-        return None, {"train": 0, "valid": 0}
+        return None, {"train": 0, "valid": 0, "held_for_review": held}
     lines = [dumps_line(to_completion(pair)) for pair in pairs]
     splits = split_by_hash([pair_hash(pair) for pair in pairs], valid_fraction, 0.0)
     for name, target in targets.items():
         write_atomic(target, "".join(lines[index] + "\n" for index in splits[name]))
-    return folder, {name: len(splits[name]) for name in targets}
+    return folder, {**{name: len(splits[name]) for name in targets}, "held_for_review": held}
