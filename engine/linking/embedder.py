@@ -105,6 +105,9 @@ def _load_model(location: str):
     except ImportError as exc:
         raise EmbeddingError("Linking needs sentence-transformers and torch; install requirements.txt.") from exc
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the CLI shows its own progress; no weight-loading bars
     try:
         model = SentenceTransformer(location, device="cpu")
     except Exception as exc:  # the library raises OSError, ValueError or HF errors for a missing model
