@@ -2,19 +2,19 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | cksum | cut -d' ' -f1)
 DEMO_CONFIG := data/demo/pipeline_config.json
 
 .PHONY: run test install demo lint bench clean-venv
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# torch first, from its exact pin: a bare dependency on torch would pull a multi-GB CUDA build
 	@torch_pin=$$(grep -E '^torch==' requirements.txt || true); \
 	  if [ -n "$$torch_pin" ]; then $(BIN)/python -m pip install -q "$$torch_pin"; fi
 	$(BIN)/python -m pip install -q -r requirements.txt
-	@if [ -f requirements-nodeps.txt ]; then $(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt; fi
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
