@@ -4,7 +4,10 @@ holds flagged pairs first and a reproducible sample."""
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -21,32 +24,47 @@ from engine.errors import StudioError
 from engine.store import Workspace
 from tests.data_sensitive import write_training_jsonl
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _pair(n: int) -> str:
     return hashlib.sha1(f"pair-{n}".encode()).hexdigest()
 
 
-def _reviewer(root: str, reviewer: int, count: int, start, results) -> None:
-    workspace = Workspace.open(root)
-    start.wait()  # every process begins writing at the same moment
-    for n in range(count):
-        record_decision(workspace, _pair(reviewer * 1000 + n), ("good", "bad", "skip", "redact")[n % 4],
-                        f"reviewer-{reviewer}", dataset="training_data.jsonl", pair_index=n)
-    results.put(reviewer)
+REVIEWER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root_dir!r})
+from engine.dataset.review import record_decision
+from engine.store import Workspace
+from tests.test_review import _pair
+workspace = Workspace.open({root!r})
+go = Path({go!r})
+while not go.exists():  # every process begins writing at the same moment
+    time.sleep(0.005)
+for n in range({count}):
+    record_decision(workspace, _pair({reviewer} * 1000 + n), ("good", "bad", "skip", "redact")[n % 4],
+                    "reviewer-{reviewer}", dataset="training_data.jsonl", pair_index=n)
+print("done {reviewer}")
+"""
 
 
 def test_five_processes_record_1000_decisions_and_lose_none(tmp_path):
+    # Separate interpreters (not multiprocessing, whose spawn re-imports __main__, which AppTest rebinds).
     root = str(tmp_path / "ws")
     Workspace.open(root)
-    context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(5), context.Queue()
-    processes = [context.Process(target=_reviewer, args=(root, r, 200, start, results)) for r in range(5)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [process.exitcode for process in processes] == [0] * 5
-    assert sorted(results.get(timeout=5) for _ in range(5)) == [0, 1, 2, 3, 4]
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", REVIEWER.format(root_dir=str(ROOT), root=root, go=str(go), count=200,
+                                                                reviewer=r)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for r in range(5)
+    ]
+    time.sleep(1.0)  # let every interpreter start and open the workspace
+    go.touch()
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 5, [err for _, err in outputs]
+    assert sorted(out.strip() for out, _ in outputs) == [f"done {r}" for r in range(5)]
     workspace = Workspace.open(root)
     assert count_decisions(workspace) == 1000
     latest = latest_decisions(workspace)
