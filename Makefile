@@ -25,8 +25,12 @@ demo: install
 	$(BIN)/python -m engine demo
 	$(BIN)/python -m engine extract --config $(DEMO_CONFIG)
 
+# On Linux, mlx's CPU backend is ~10x faster for generation with OpenBLAS preloaded (the Compare page runs in
+# the server process, so it must be preloaded when the server starts).
+OPENBLAS := $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libopenblas.so.0))
+
 run: demo
-	$(BIN)/python -m streamlit run app.py
+	$(if $(OPENBLAS),LD_PRELOAD=$(OPENBLAS) )$(BIN)/python -m streamlit run app.py
 
 lint: install
 	$(BIN)/python -m ruff check .

@@ -1,4 +1,9 @@
-"""Training Data Studio: the router. Every page the product has is listed here; pages do one job each."""
+"""Training Data Studio: the router. Every page the product has is listed here; pages do one job each.
+
+The pages live in views/, not pages/: Streamlit still auto-discovers a pages/ folder beside the main script, and
+on a fresh server a deep link such as /linking then runs that file alone, without this router (no wide layout,
+file names instead of titles in the sidebar).
+"""
 
 from functools import partial
 from pathlib import Path
@@ -8,24 +13,24 @@ import streamlit as st
 st.set_page_config(page_title="Training Data Studio", page_icon=":material/model_training:", layout="wide")
 
 PAGES = [
-    ("pages/sources.py", "Sources", ":material/database:",
+    ("views/sources.py", "Sources", ":material/database:",
      "Configure screenpipe, git repositories and docs; check them; extract into the workspace."),
-    ("pages/linking.py", "Linking", ":material/link:",
+    ("views/linking.py", "Linking", ":material/link:",
      "Link every commit to the screens, conversations and docs that explain it, with a live min_confidence "
      "slider over stored scores, a confidence histogram and a pair browser showing each commit beside its evidence."),
-    ("pages/validation.py", "Validation", ":material/verified_user:",
+    ("views/validation.py", "Validation", ":material/verified_user:",
      "Validate training pairs: sensitive data, duplicates, quality tiers, a review queue for teammates, and export "
      "of the cleaned dataset."),
-    ("pages/widgets.py", "Widgets", ":material/widgets:",
+    ("views/widgets.py", "Widgets", ":material/widgets:",
      "Build Übersicht widget datasets: download, analyse, write prompts, budget tokens with a keep/exclude/trim "
      "strategy, and create Apple adapter-format sets."),
-    ("pages/training.py", "Training", ":material/fitness_center:",
+    ("views/training.py", "Training", ":material/fitness_center:",
      "Train LoRA adapters with mlx-lm from a dataset and a base model, watch the loss live, and deploy, roll back "
      "or canary adapter versions."),
-    ("pages/compare.py", "Compare", ":material/compare:",
+    ("views/compare.py", "Compare", ":material/compare:",
      "Chat with the base model and a fine-tuned adapter side by side, and probe held-out pairs to see whether "
      "fine-tuning helped."),
-    ("pages/pipeline.py", "Pipeline", ":material/schedule:",
+    ("views/pipeline.py", "Pipeline", ":material/schedule:",
      "Continuous collection: scheduled mining, quality checks and exports, source health and examples per day."),
 ]
 
