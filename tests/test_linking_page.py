@@ -29,7 +29,7 @@ def linked_env(labelled, tmp_path, monkeypatch):
 
 
 def linking_page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / "linking.py"), default_timeout=60)
+    return AppTest.from_file(str(ROOT / "views" / "linking.py"), default_timeout=60)
 
 
 def threshold_drawn_at(at) -> float:

@@ -29,7 +29,7 @@ def studio_env(tmp_path, git_repo, monkeypatch):
 
 
 def sources_page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / "sources.py"), default_timeout=30)
+    return AppTest.from_file(str(ROOT / "views" / "sources.py"), default_timeout=30)
 
 
 def test_page_shows_each_source_with_real_counts(studio_env):
@@ -95,4 +95,4 @@ def test_app_routes_every_page_and_unbuilt_pages_say_what_they_will_do(studio_en
     assert at.title[0].value == "Sources"
     source = (ROOT / "app.py").read_text()
     for page in ("sources", "linking", "validation", "widgets", "training", "compare", "pipeline"):
-        assert f"pages/{page}.py" in source
+        assert f"views/{page}.py" in source

@@ -25,7 +25,7 @@ def tiny(tmp_path_factory):
 
 def training_page(monkeypatch, workspace) -> AppTest:
     monkeypatch.setenv("STUDIO_WORKSPACE", str(workspace))
-    return AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=30)
+    return AppTest.from_file(str(ROOT / "views" / "training.py"), default_timeout=30)
 
 
 def test_empty_workspace_says_how_to_get_a_dataset(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from engine.dataset.review import latest_decisions
 from engine.store import Workspace
 from tests.data_sensitive import write_training_jsonl
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "validation.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "views" / "validation.py")
 
 
 @pytest.fixture

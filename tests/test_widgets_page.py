@@ -13,7 +13,7 @@ from engine.widgets import WidgetPaths
 from engine.widgets.evaluate import evaluate_training_data
 from tests.test_widgets_pipeline import prepare
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "widgets.py"
+PAGE = Path(__file__).resolve().parent.parent / "views" / "widgets.py"
 
 
 def run_page(workspace, monkeypatch) -> AppTest:
