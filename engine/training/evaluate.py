@@ -144,7 +144,12 @@ def generation_prompts(records: list[dict], tokenizer, count: int) -> list[str]:
             except Exception:  # a tokenizer without a chat template: plain text of the user turns
                 prompts.append("\n".join(str(m.get("content", "")) for m in messages))
         elif "prompt" in record:
-            prompts.append(str(record["prompt"]))
+            # mlx-lm trains prompt/completion data as a user turn of the chat template, so ask the same way
+            messages = [{"role": "user", "content": str(record["prompt"])}]
+            try:
+                prompts.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+            except Exception:  # a tokenizer without a chat template: mlx-lm could not have used one either
+                prompts.append(str(record["prompt"]))
         elif "text" in record:
             text = str(record["text"])
             prompts.append(text[: max(1, len(text) // 2)])
