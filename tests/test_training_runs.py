@@ -227,3 +227,11 @@ def test_cli_trains_in_the_foreground_and_lists(tmp_path, tiny, capsys):
     run = get_run(Workspace.open(ws), listed[0]["id"])
     assert "adapter" not in run.evaluation and run.evaluation["sanity"]["ok"]
     assert manifest_checksum(run.adapter_files)
+
+
+def test_same_config_same_seed_gives_the_same_losses(trained, tiny):
+    ws, first = trained
+    model, data = tiny
+    second = train_tiny(ws, data, model)
+    losses = [[row["loss"] for row in run_metrics(ws, run.id) if row["kind"] == "train"] for run in (first, second)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -17,6 +17,7 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 from mlx_lm.tuner.callbacks import TrainingCallback
 
 from engine.store import Workspace
@@ -205,6 +206,7 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
         say(f"base model held-out loss: {_losses_text(evaluation['base'])}")
 
     recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl")
+    np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
     tic = time.perf_counter()
     train_model(args, model, train_set, valid_set or None, recorder)
     train_seconds = time.perf_counter() - tic
