@@ -23,6 +23,7 @@ from engine.linking.link import (
 )
 from engine.linking.matcher import MODES
 from engine.settings import active_config_path, active_workspace
+from views.ui import progress_bar
 
 st.title("Linking")
 
@@ -66,13 +67,7 @@ mode = left.selectbox("Mode", MODES, index=MODES.index(run["mode"] if run else c
                            "best: message, paths and identifiers vs text, references seen on screen, and time.")
 label = "Relink" if run else "Run linking"
 if middle.button(label, type="primary", icon=":material/link:", key="run_link"):
-    bar = st.progress(0.0, text="Reading new source rows ...")
-
-    def show_progress(stage: str, done: int, total: int | None) -> None:
-        if total:
-            bar.progress(min(1.0, done / total), text=f"{stage}: {done:,} of {total:,}")
-        else:
-            bar.progress(0.0, text=f"{stage}: {done:,}")
+    bar, show_progress = progress_bar("Reading new source rows ...")
 
     try:
         extract(config, workspace, progress=show_progress)

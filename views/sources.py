@@ -9,6 +9,7 @@ from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.extract import extract, inspect_sources, last_extract
 from engine.settings import active_config_path, active_workspace
+from views.ui import progress_bar
 
 st.title("Sources")
 
@@ -105,13 +106,7 @@ for status in inspect_sources(config):
 st.subheader("Extract")
 workspace = active_workspace(config_path)
 if st.button("Extract into workspace", type="primary", icon=":material/download:", key="extract"):
-    bar = st.progress(0.0, text="Starting ...")
-
-    def show_progress(stage: str, done: int, total: int | None) -> None:
-        if total:
-            bar.progress(min(1.0, done / total), text=f"{stage}: {done:,} of {total:,}")
-        else:
-            bar.progress(0.0, text=f"{stage}: {done:,}")
+    bar, show_progress = progress_bar()
 
     try:
         result = extract(config, workspace, progress=show_progress)

@@ -80,12 +80,10 @@ def _first_record(file: Path) -> dict | None:
 
 def record_format(record: dict) -> str | None:
     """chat | completions | text | seed (the seeds' instruction/input/output), or None; mlx-lm's order."""
-    if "prompt" in record and "completion" in record:
-        return "completions"
-    if "messages" in record:
-        return "chat"
-    if "text" in record:
-        return "text"
+    from engine.training.launcher import mlx_record_format
+
+    if found := mlx_record_format(record):
+        return found
     if all(key in record for key in SEED_FIELDS):
         return "seed"
     return None

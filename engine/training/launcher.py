@@ -264,13 +264,20 @@ def _scan_jsonl(file: Path) -> tuple[int, str | None]:
     return count, data_format
 
 
-def _detect_format(record: dict, file: Path) -> str:
+def mlx_record_format(record: dict) -> str | None:
+    """The format mlx-lm detects from a data line, in its order: completions, chat, text; None if none."""
     if "prompt" in record and "completion" in record:
         return "completions"
     if "messages" in record:
         return "chat"
     if "text" in record:
         return "text"
+    return None
+
+
+def _detect_format(record: dict, file: Path) -> str:
+    if found := mlx_record_format(record):
+        return found
     raise StudioError(
         f"The first line of {file} has the keys {sorted(record)}; mlx-lm expects prompt and completion, "
         f"messages, or text."
