@@ -9,7 +9,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.extract import extract
 from engine.linking.link import (
@@ -22,20 +21,11 @@ from engine.linking.link import (
     load_run_tables,
 )
 from engine.linking.matcher import MODES
-from engine.settings import active_config_path, active_workspace
-from views.ui import progress_bar
+from views.ui import progress_bar, require_config
 
 st.title("Linking")
 
-config_path = active_config_path()
-workspace = active_workspace(config_path)
-st.caption(f"Config: `{config_path}` · workspace: `{workspace}`")
-try:
-    config = PipelineConfig.load(config_path)
-except StudioError as exc:
-    st.error(str(exc))
-    st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
-    st.stop()
+config_path, workspace, config = require_config()
 
 
 # Query results are cached per (workspace, run id): a slider move re-filters them and never re-reads or re-scores.

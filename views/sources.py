@@ -5,22 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.extract import extract, inspect_sources, last_extract
-from engine.settings import active_config_path, active_workspace
-from views.ui import progress_bar
+from views.ui import progress_bar, require_config
 
 st.title("Sources")
 
-config_path = active_config_path()
-st.caption(f"Config: `{config_path}` · workspace: `{active_workspace(config_path)}`")
-try:
-    config = PipelineConfig.load(config_path)
-except StudioError as exc:
-    st.error(str(exc))
-    st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
-    st.stop()
+config_path, workspace, config = require_config()
 
 
 def lines(values: list[str]) -> str:
@@ -104,7 +95,6 @@ for status in inspect_sources(config):
             st.error(status.message)
 
 st.subheader("Extract")
-workspace = active_workspace(config_path)
 if st.button("Extract into workspace", type="primary", icon=":material/download:", key="extract"):
     bar, show_progress = progress_bar()
 

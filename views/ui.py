@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+from engine.config import PipelineConfig
+from engine.errors import StudioError
 from engine.progress import ProgressFn
+from engine.settings import active_config_path, active_workspace
 
 
 def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGenerator, ProgressFn]:
@@ -18,3 +23,17 @@ def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGe
             bar.progress(0.0, text=f"{stage}: {done:,}")
 
     return bar, show
+
+
+def require_config() -> tuple[Path, Path, PipelineConfig]:
+    """The active config path, its workspace and the loaded config; if it cannot be loaded, say why and how to
+    fix it, and stop the page."""
+    config_path = active_config_path()
+    workspace = active_workspace(config_path)
+    st.caption(f"Config: `{config_path}` · workspace: `{workspace}`")
+    try:
+        return config_path, workspace, PipelineConfig.load(config_path)
+    except StudioError as exc:
+        st.error(str(exc))
+        st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
+        st.stop()  # raises: the page ends here
