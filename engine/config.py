@@ -50,6 +50,26 @@ DEFAULTS: dict[str, Any] = {
         "keywords": None,
         "valid_fraction": 0.1,
     },
+    "collect": {
+        "sources": ["commits", "docs", "conversations", "linked"],
+        "conversation_logs": [],
+        "min_message_chars": 10,
+        "export_format": "chat",
+        "export_min_tier": "bronze",
+        "min_examples_for_training": 100,
+    },
+    "scheduler": {
+        "jobs": {
+            "mining_code": {"enabled": True, "interval_minutes": 360},
+            "quality_check": {"enabled": True, "interval_minutes": 720},
+            "dedup_cleanup": {"enabled": True, "interval_minutes": 1440},
+            "export_training": {"enabled": True, "interval_minutes": 1440},
+        },
+        "watch": True,
+        "debounce_seconds": 30,
+        "max_retries": 3,
+        "retry_delay_seconds": 300,
+    },
 }
 
 # key -> (kind, description of what is expected)
@@ -90,6 +110,19 @@ _SCHEMA: dict[str, str] = {
     "linking.keywords": "optional_strings",
     "linking.valid_fraction": "fraction",
     "linking.best": "object",
+    "collect": "object",
+    "collect.sources": "collect_sources",
+    "collect.conversation_logs": "paths",
+    "collect.min_message_chars": "count",
+    "collect.export_format": "example_format",
+    "collect.export_min_tier": "tier",
+    "collect.min_examples_for_training": "count",
+    "scheduler": "object",
+    "scheduler.jobs": "object",
+    "scheduler.watch": "bool",
+    "scheduler.debounce_seconds": "non_negative_number",
+    "scheduler.max_retries": "count",
+    "scheduler.retry_delay_seconds": "non_negative_number",
 }
 
 _EXPECTED = {
@@ -109,7 +142,14 @@ _EXPECTED = {
     "positive_number": "a number above 0",
     "non_negative_number": "a number, 0 or more",
     "optional_strings": "a list of strings, or null for the built-in list",
+    "collect_sources": 'a list of sources from "commits", "docs", "conversations", "linked"',
+    "example_format": '"instruction", "chat" or "completion"',
+    "tier": '"gold", "silver", "bronze" or "raw"',
 }
+
+COLLECT_SOURCES = ("commits", "docs", "conversations", "linked")
+EXAMPLE_FORMATS = ("instruction", "chat", "completion")
+TIERS = ("gold", "silver", "bronze", "raw")
 
 
 def _type_name(value: Any) -> str:
@@ -146,6 +186,12 @@ def _valid(kind: str, value: Any) -> bool:
         return number and (value > 0 if kind == "positive_number" else value >= 0)
     if kind == "optional_strings":
         return value is None or is_str_list
+    if kind == "collect_sources":
+        return is_str_list and all(item in COLLECT_SOURCES for item in value)
+    if kind == "example_format":
+        return value in EXAMPLE_FORMATS
+    if kind == "tier":
+        return value in TIERS
     raise AssertionError(kind)
 
 
@@ -275,6 +321,11 @@ class PipelineConfig:
     @property
     def doc_directories(self) -> list[Path]:
         return [self.resolve(item) for item in self.get("document_sources.directories")]
+
+    @property
+    def conversation_logs(self) -> list[Path]:
+        """JSONL conversation logs (files or folders of *.jsonl) that `collect` reads."""
+        return [self.resolve(item) for item in self.get("collect.conversation_logs")]
 
     @property
     def doc_extensions(self) -> list[str]:
