@@ -151,8 +151,8 @@ Machine: {os.cpu_count()} cores; load average {load_at_start:.1f} at start, {loa
 | cold total, CPU time of this process (all threads; on 2 idle cores wall is between CPU/2 and CPU) \
 | {cold_cpu:.1f} s |
 | re-run after 100 new frames, same process (extract + link) | {warm_seconds:.2f} s |
-| re-run after 100 new frames, fresh `python -m engine link` process ({fresh['embedded_texts']} new texts) \
-| {fresh_seconds:.1f} s |
+| re-run after 100 new frames, fresh `python -m engine link` process ({fresh['embedded_texts']} new texts, \
+{fresh['embedding_runtime'] or 'no'} runtime) | {fresh_seconds:.1f} s |
 | threshold change over {len(tables.links):,} stored links (filter + counts), median of 40 \
 | {statistics.median(timings):.1f} ms (max {max(timings):.1f} ms) |
 

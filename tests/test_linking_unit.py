@@ -14,7 +14,7 @@ from scipy import sparse
 
 from engine.knowledge import content_hash
 from engine.linking import matcher
-from engine.linking.embedder import chunk_texts, embed_cached, group_near_duplicates, load_embedder
+from engine.linking.embedder import chunk_texts, embed_cached, group_near_duplicates, hf_offsets, load_embedder
 from engine.linking.keywords import commit_references, keyword_set, normalized_keywords, reference_tokens
 from engine.linking.link import filter_links
 from engine.store import Workspace
@@ -69,7 +69,7 @@ def test_long_texts_are_chunked_by_real_tokens_and_nothing_is_dropped():
     tokenizer = AutoTokenizer.from_pretrained(_resolve_model_location("all-MiniLM-L6-v2"))
     words = [f"word{index}" for index in range(400)]  # each "wordN" is several word pieces: far over 256 tokens
     long_text, short_text = " ".join(words), "a short screen about the cache"
-    long_chunks, short_chunks = chunk_texts([long_text, short_text], tokenizer, 254)
+    long_chunks, short_chunks = chunk_texts([long_text, short_text], hf_offsets(tokenizer), 254)
     assert short_chunks == [short_text]
     assert len(long_chunks) >= 3
     for piece in long_chunks:

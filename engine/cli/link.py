@@ -38,8 +38,9 @@ def format_summary(result: LinkResult) -> str:
         f"  ✓ {result.commits:,} commits with code changes",
         f"  ✓ {result.knowledge_items:,} knowledge items from {result.knowledge_sources:,} source rows; "
         f"{result.representatives:,} after near-duplicate collapse ({result.near_duplicates_merged:,} merged)",
-        f"  ✓ embedded {result.embedded_texts:,} new texts, {result.cached_texts:,} from the cache "
-        f"({result.chunked_texts:,} long texts chunked)",
+        f"  ✓ embedded {result.embedded_texts:,} new texts"
+        + (f" ({result.embedding_runtime} runtime)" if result.embedding_runtime else "")
+        + f", {result.cached_texts:,} from the cache ({result.chunked_texts:,} long texts chunked)",
         f"  ✓ {result.stored_links:,} scored links stored; {result.kept_links:,} kept for "
         f"{result.linked_commits:,} commits",
     ]

@@ -71,6 +71,7 @@ class LinkResult:
     mlx_folder: str | None
     mlx_counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    embedding_runtime: str | None = None  # "numpy" (small jobs, no torch import) or "torch"; None if all cached
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -239,7 +240,7 @@ def link(
             confidence_max=float(confidences.max()) if len(confidences) else None,
             output_file=str(output_file) if output_file else None,
             mlx_folder=str(mlx_folder) if mlx_folder else None, mlx_counts=mlx_counts,
-            seconds={name: round(value, 3) for name, value in seconds.items()},
+            seconds={name: round(value, 3) for name, value in seconds.items()}, embedding_runtime=stats.runtime,
         )
         conn.execute("UPDATE link_runs SET stats_json = ? WHERE id = ?", (json.dumps(result.to_dict()), run_id))
         return result
