@@ -6,6 +6,7 @@
                         (exact and near duplicates), short junk frames and unrelated screens;
 - repo/                 the git repository those screens led to (fixed authors and dates: same SHAs everywhere);
 - docs/                 the team's Markdown docs;
+- conversations/        assistant.jsonl, Maya's coding-assistant log (one conversation per line, one line cut off);
 - pipeline_config.json  the seeds' config, with paths relative to this folder;
 - ground_truth.json     for every commit, the knowledge ids ("ocr:<frames.id>", "audio:<id>", "doc:docs/<file>")
                         that truly explain it, and the hard distractors that only look like they do.
@@ -36,7 +37,8 @@ CONFIG_NAME = "pipeline_config.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
 GENERATOR = "engine.demo"
 PERIOD = (date(2026, 10, 5), date(2026, 10, 30))
-PARTS = (CONFIG_NAME, GROUND_TRUTH_NAME, "screenpipe/db.sqlite", "repo/.git", "docs")
+PARTS = (CONFIG_NAME, GROUND_TRUTH_NAME, "screenpipe/db.sqlite", "repo/.git", "docs", "conversations/assistant.jsonl")
+REMOTE_URL = "git@github.com:skycast-dev/skycast.git"  # never contacted: it names the project, as a clone's does
 
 PIPELINE_CONFIG = {
     "paths": {
@@ -49,6 +51,7 @@ PIPELINE_CONFIG = {
     "confidence": {"min_confidence": 0.6},
     "code_extensions": [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"],
     "studio": {"workspace": "workspace"},
+    "collect": {"conversation_logs": ["conversations"]},
 }
 
 
@@ -351,6 +354,7 @@ def _write_repo(repo: Path, home: Path) -> tuple[list[str], list[list[str]]]:
     stream, touched = _fast_import_stream(story.COMMITS)
     _git(repo, env, "fast-import", "--quiet", "--date-format=raw", stdin=stream)
     _git(repo, env, "reset", "--hard", "-q", "main")
+    _git(repo, env, "remote", "add", "origin", REMOTE_URL)
     shas = _git(repo, env, "rev-list", "--reverse", "main").split()
     if len(shas) != len(story.COMMITS):
         raise StudioError(f"the demo repository has {len(shas)} commits instead of {len(story.COMMITS)}.")
@@ -411,6 +415,17 @@ def _ground_truth(
     }
 
 
+def conversation_lines() -> list[str]:
+    """The lines of conversations/assistant.jsonl: every conversation, one logged twice, one cut off."""
+    lines = []
+    for index, conversation in enumerate(story.CONVERSATIONS):
+        lines.append(json.dumps(conversation, ensure_ascii=False))
+        if index == story.DUPLICATED:
+            lines.append(lines[-1])
+    lines.insert(story.MALFORMED_AT - 1, story.MALFORMED_LINE)
+    return lines
+
+
 def _write_json(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -424,6 +439,9 @@ def _build_into(folder: Path) -> None:
     for name, text in story.DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
     shas, touched = _write_repo(folder / "repo", home=folder)
+    conversations = folder / "conversations"
+    conversations.mkdir()
+    (conversations / "assistant.jsonl").write_text("\n".join(conversation_lines()) + "\n", encoding="utf-8")
     _write_json(folder / CONFIG_NAME, PIPELINE_CONFIG)
     build_widget_gallery(folder / "widget_gallery", folder / PIPELINE_CONFIG["studio"]["workspace"] / "widgets")
     _write_json(folder / GROUND_TRUTH_NAME, _ground_truth(shas, touched, captures, frame_ids, utterances, audio_ids))

@@ -17,7 +17,7 @@ Conventions:
   HH:MM): each capture fills them in, which makes the near-duplicates screenpipe really records.
 """
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 
 AUTHORS = {
     "maya": ("Maya Lindqvist", "maya@skycast.dev"),
@@ -3142,3 +3142,190 @@ AMBIENT_AUDIO = [
     ("2026-10-30 09:40", "jonas", " Last thing, the office will be closed on the eleventh for the move. Please take"
      " your laptops home on the tenth and don't leave anything on the desks."),
 ]
+
+# --------------------------------------------------------------------------------------------------------------
+# Maya's coding-assistant log (conversations/assistant.jsonl): one conversation per line, as `collect` reads them.
+# Line MALFORMED_AT is a conversation the assistant crashed while writing (cut off mid-line); one conversation was
+# logged twice (a client retry), one reply was thumbed down and one is too short to teach anything.
+# --------------------------------------------------------------------------------------------------------------
+
+MALFORMED_AT = 9  # 1-based line of the truncated conversation
+MALFORMED_LINE = (
+    '{"timestamp": "2026-10-27T09:18:40Z", "messages": [{"role": "user", "content": "Open-Meteo is returning 503'
+    ' for everything this morning. Is skycast going to hammer it?"}, {"role": "assistant", "content": "Each run'
+    ' makes at most 4 attempts, with backoff capped at 8 s, but a waybar loop that runs every'
+)
+
+CONVERSATIONS = [
+    {
+        "timestamp": "2026-10-06T08:12:03Z",
+        "feedback": "positive",
+        "messages": [
+            {"role": "user", "content": "The Open-Meteo geocoding API returns several results for a name. Which one"
+             " does find_place() pick in skycast/geocode.py, and what happens when there is none?"},
+            {"role": "assistant", "content": "find_place() asks the geocoder for the name and takes the first"
+             " result. Open-Meteo orders results by population, so \"Springfield\" gives Springfield, Missouri.\n\n"
+             "When nothing matches, the answer has no `results` key at all (not an empty list), so the code"
+             " checks `payload.get(\"results\")` and raises `WeatherError(f\"no place called {name!r}\")`, which"
+             " the CLI prints as one sentence and exits 1."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-08T14:40:51Z",
+        "feedback": "thumbs_up",
+        "messages": [
+            {"role": "system", "content": "You are a coding assistant for the skycast repository (Python CLI in"
+             " skycast/, React dashboard in web/). Answer briefly and point at files."},
+            {"role": "user", "content": "Which HTTP status codes does _get_json() retry, and how long does it wait"
+             " between attempts?"},
+            {"role": "assistant", "content": "It retries 502, 503 and 504 (`RETRY_STATUSES`) and connection"
+             " errors, with at most `MAX_ATTEMPTS = 4` attempts. Before each retry it waits"
+             " `uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))` seconds: exponential backoff with full"
+             " jitter, capped at 8 s. 4xx answers are never retried (docs/retry-policy.md explains why: a 400 fails"
+             " the same way again and retrying a 429 makes rate limiting worse)."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-09T10:05:27Z",
+        "messages": [
+            {"role": "user", "content": "How should a test fake urlopen so that the first call raises a 503 and"
+             " the second one succeeds?"},
+            {"role": "assistant", "content": "Monkeypatch `urllib.request.urlopen` with a function that pops"
+             " answers from a list, and patch `time.sleep` so the test does not wait:\n\n```python\ndef"
+             " test_retries_503_then_succeeds(monkeypatch):\n    answers = [http_error(503),"
+             " FakeResponse(b'{\"ok\": true}')]\n\n    def fake_urlopen(request, timeout):\n        answer ="
+             " answers.pop(0)\n        if isinstance(answer, Exception):\n            raise answer\n        return"
+             " answer\n\n    monkeypatch.setattr(client.urllib.request, \"urlopen\", fake_urlopen)\n"
+             "    monkeypatch.setattr(client.time, \"sleep\", lambda seconds: None)\n    assert"
+             " client._get_json(\"https://example.test\") == {\"ok\": True}\n    assert answers == []\n```\n\n"
+             "`FakeResponse` subclasses `io.BytesIO` and adds `__enter__`/`__exit__` so it works in the `with`"
+             " block."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-13T16:22:10Z",
+        "feedback": "positive",
+        "messages": [
+            {"role": "user", "content": "Where does skycast cache API answers, and for how long?"},
+            {"role": "assistant", "content": "In `$XDG_CACHE_HOME/skycast`, which defaults to `~/.cache/skycast`."
+             " Each answer is a JSON file named after the first 32 hex digits of the SHA-256 of the request URL,"
+             " and `cache.load()` ignores files older than `DEFAULT_TTL = 600` seconds. Open-Meteo updates its"
+             " models at most every 15 minutes, so ten minutes loses nothing. Writes go to a temp file and"
+             " `os.replace()`, so two skycast processes never read half a file."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-14T09:31:44Z",
+        "messages": [
+            {"role": "user", "content": "I want the week table to start on the right day for Tokyo. Right now it"
+             " starts yesterday. Why?"},
+            {"role": "assistant", "content": "Without a `timezone` parameter Open-Meteo aggregates daily values"
+             " over days in GMT, so for Tokyo (UTC+9) the first \"day\" begins at 09:00 local time the day before."
+             " Pass `timezone=auto` in daily_forecast(): the days are then the place's own, and the answer carries"
+             " `utc_offset_seconds`, which week_table() can use to label today and tomorrow in the place's time."},
+            {"role": "user", "content": "Does the current weather call need it too?"},
+            {"role": "assistant", "content": "No. `current` is a single observation with an ISO time; only the"
+             " daily aggregation depends on where the day starts. Adding `timezone=auto` there changes nothing but"
+             " the time string, so keep the request as it is and the cache keys stay the same."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-15T11:02:39Z",
+        "feedback": "down",
+        "messages": [
+            {"role": "user", "content": "Make the HTTP calls in skycast simpler."},
+            {"role": "assistant", "content": "Add `requests` to pyproject.toml and replace `_get_json()` with"
+             " `requests.get(url, timeout=timeout).json()`; the retry loop can go, requests handles it."},
+            {"role": "user", "content": "No: the CLI has no third-party dependencies on purpose, and requests"
+             " does not retry by itself."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-19T13:47:05Z",
+        "feedback": "positive",
+        "messages": [
+            {"role": "user", "content": "Typing \"Paris\" right after \"Berlin\" sometimes shows Berlin's forecast."
+             " What is going on in useForecast?"},
+            {"role": "assistant", "content": "Two requests race: the slower Berlin answer arrives after the Paris"
+             " one and overwrites it. Give each city its own `AbortController` and abort it when the city changes"
+             " or the component unmounts:\n\n```ts\nuseEffect(() => {\n  const controller = new"
+             " AbortController();\n  setState({ status: \"loading\" });\n  loadForecast(city, controller.signal)\n"
+             "    .then((result) => setState({ status: \"ready\", ...result }))\n    .catch((error) => {\n"
+             "      if (error.name !== \"AbortError\") setState({ status: \"error\", message: error.message });\n"
+             "    });\n  return () => controller.abort();\n}, [city]);\n```\n\nAn aborted fetch rejects with"
+             " `AbortError`, which is ignored, so only the latest city can set the state."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-21T15:12:58Z",
+        "messages": [
+            {"role": "user", "content": "Is the web dashboard's TypeScript strict?"},
+            {"role": "assistant", "content": "Yes."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-22T08:55:16Z",
+        "feedback": True,
+        "messages": [
+            {"role": "user", "content": "How do I show the temperature in a waybar module with skycast?"},
+            {"role": "assistant", "content": "Use `--json` and pick the field with jq. In"
+             " `~/.config/waybar/config`:\n\n```json\n\"custom/weather\": {\n  \"exec\": \"skycast now Berlin"
+             " --json | jq -r '.current.temperature'\",\n  \"interval\": 600,\n  \"format\": \"{}°\"\n}\n```\n\n"
+             "Numbers in the JSON are already converted to `--units`, and the 10-minute interval matches the"
+             " cache, so waybar never causes more than one API call per ten minutes."},
+            {"role": "user", "content": "And the description, like \"light rain\"?"},
+        ],
+    },
+    {
+        "timestamp": 1793352180000,
+        "messages": [
+            {"role": "user", "content": "We want to run our own Open-Meteo in Docker. How do I point skycast at"
+             " it?"},
+            {"role": "assistant", "content": "Put the URLs in `~/.config/skycast/config.toml` (or the file named by"
+             " `$SKYCAST_CONFIG`):\n\n```toml\n[api]\nbase_url = \"http://weather.internal:8080/v1/forecast\"\n"
+             "geocoding_url = \"http://weather.internal:8080/v1/search\"\ntimeout = 10\n```\n\n"
+             "`load_settings()` reads it once at import; a missing file means the public defaults. Every request"
+             " still goes through `_get_json()`, so retries and the circuit breaker apply to your server too."},
+        ],
+    },
+    {
+        "timestamp": "2026-10-28T10:20:33Z",
+        "feedback": "positive",
+        "messages": [
+            {"role": "system", "content": "You are a coding assistant for the skycast repository (Python CLI in"
+             " skycast/, React dashboard in web/). Answer briefly and point at files."},
+            {"role": "user", "content": "Explain the three states of the CircuitBreaker in skycast/breaker.py."},
+            {"role": "assistant", "content": "- **closed**: calls go through; each 5xx failure increments"
+             " `failures`, and a success resets it to 0.\n- **open**: after `failure_threshold` (5) consecutive"
+             " failures `opened_at` is set, and `before_call()` raises `CircuitOpenError` for `cooldown` (30 s)"
+             " without calling the API.\n- **half-open**: once the cool-down has passed one trial call goes"
+             " through; `record_success()` closes the breaker, `record_failure()` opens it again at once.\n\n"
+             "The clock is injectable (`clock=time.monotonic`), which is how tests/test_breaker.py moves time"
+             " without sleeping."},
+        ],
+    },
+    {
+        "feedback": "positive",
+        "messages": [
+            {"role": "user", "content": "The dark mode toggle forgets my choice after a reload. Where should it be"
+             " stored?"},
+            {"role": "assistant", "content": "In `localStorage`. useTheme() should start from the saved value and"
+             " fall back to `window.matchMedia(\"(prefers-color-scheme: dark)\").matches`, set `data-theme` on"
+             " `<html>` in an effect, and write the new value to `localStorage` whenever the user toggles. Then the"
+             " CSS keys off `[data-theme=\"dark\"]` and a reload keeps the choice."},
+        ],
+    },
+    {
+        "timestamp": "2026-11-03T17:05:12Z",
+        "messages": [
+            {"role": "user", "content": "format_wind() crashes with TypeError when the API sends"
+             " \"wind_speed_10m\": null. What is the smallest fix?"},
+            {"role": "assistant", "content": "Handle `None` before formatting:\n\n```python\ndef"
+             " format_wind(kmh: float | None, system: str = \"metric\") -> str:\n    if kmh is None:\n        return"
+             " \"n/a\"\n    if system == \"imperial\":\n        return f\"{kmh_to_mph(kmh):.0f} mph\"\n    return"
+             " f\"{kmh:.0f} km/h\"\n```\n\nStations in maintenance report null, so the same check belongs in"
+             " format_temperature(), and `--json` should keep the value as `null` rather than \"n/a\"."},
+        ],
+    },
+]
+DUPLICATED = 3  # CONVERSATIONS[3] was logged twice, right after itself

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.config import PipelineConfig
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.extract import ExtractResult, extract
 from engine.progress import TqdmProgress
-from engine.store import resolve_workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extract", help="read screenpipe, git and docs into the workspace (incremental)",
         description="Read every source in the config into the workspace. A second run reads only new rows.",
     )
-    parser.add_argument("--config", required=True, help="pipeline_config.json (the seeds' format)")
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
-                        "studio.workspace, or data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -44,8 +41,7 @@ def format_report(result: ExtractResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = PipelineConfig.load(args.config)
-    workspace = resolve_workspace(args.workspace, str(config.workspace) if config.workspace else None)
+    config, workspace = config_and_workspace(args)
     progress = TqdmProgress(enabled=not args.json)
     try:
         result = extract(config, workspace, progress=progress)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.config import PipelineConfig
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.extract import extract
 from engine.linking.link import LinkResult, link
 from engine.linking.matcher import MODES
 from engine.progress import TqdmProgress
-from engine.store import resolve_workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,9 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read new source rows, link every commit to the screens, audio and docs that explain it, and "
                     "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.",
     )
-    parser.add_argument("--config", required=True, help="pipeline_config.json (the seeds' format)")
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
-                        "studio.workspace, or data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
     parser.add_argument("--min-confidence", type=float, help="keep links at or above this (default: the config's "
                         "confidence.min_confidence)")
@@ -67,8 +64,7 @@ def format_summary(result: LinkResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = PipelineConfig.load(args.config)
-    workspace = resolve_workspace(args.workspace, str(config.workspace) if config.workspace else None)
+    config, workspace = config_and_workspace(args)
     progress = TqdmProgress(enabled=not args.json, min_total=200)
     try:
         extracted = None if args.no_extract else extract(config, workspace, progress=progress)

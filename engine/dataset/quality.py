@@ -157,15 +157,21 @@ def assess(record: dict, min_confidence: float = 0.6, decision: str | None = Non
     elif confidence < min_confidence:
         score -= 0.1
         reasons.append(f"link confidence below {min_confidence:g}")
+    return finish_quality(score, reasons, output, [output], decision)
+
+
+def finish_quality(score: float, reasons: list[str], output: str, code: list[str], decision: str | None) -> Quality:
+    """The checks every example shares: repetition and unbalanced brackets in `code` cost, and only a reviewer's
+    good (or redact) makes gold."""
     if is_repetitive(output):
         score -= 0.2
         reasons.append("repetitive output")
-    if not brackets_balanced(output):
+    if not all(brackets_balanced(block) for block in code):
         score -= 0.1
         reasons.append("unbalanced brackets in output")
     if decision in ("good", "redact"):
         score += 0.2
     else:
-        score = min(score, 0.89)  # gold is for human-verified pairs only
+        score = min(score, 0.89)  # gold is for human-verified examples only
     score = round(max(0.0, min(1.0, score)), 2)
     return Quality(score, tier_for(score), False, reasons)

@@ -1,0 +1,162 @@
+"""export_training: the collected examples as an mlx-lm data folder, `<workspace>/datasets/collected/`.
+
+What goes in: examples that are not marked duplicates, not dropped by the quality check, at or above
+collect.export_min_tier, and free of sensitive-data findings unless a reviewer kept (`good`) or redacted them.
+Lines are in collect.export_format: "chat" writes `{"messages": [...]}`; "completion" and "instruction" write
+`{"prompt", "completion"}` (mlx-lm has no instruction format, so an instruction pair's prompt is its instruction
+and context, as engine.dataset.export writes it). The split follows each example's content hash
+(engine.dataset.split), so an example never moves between train and test as the data grows. The folder is built
+beside its final place and swapped in, so a reader sees the old export or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from engine.collect.examples import to_chat_line, to_completion_line
+from engine.config import TIERS, PipelineConfig
+from engine.dataset.jsonl import dumps_line
+from engine.dataset.redact import redact_record
+from engine.dataset.review import latest_decisions
+from engine.dataset.sensitive import Finding, detect_sensitive, scan_record
+from engine.dataset.split import split_by_hash
+from engine.progress import ProgressFn, no_progress
+from engine.store import Workspace, write_atomic
+
+FOLDER = ("datasets", "collected")
+VALID_FRACTION = 0.1
+TEST_FRACTION = 0.1
+SPLITS = ("train", "valid", "test")
+
+
+def _redacted(record: dict, fmt: str) -> dict:
+    """The record with every sensitive span replaced by a typed placeholder (`<AWS_ACCESS_KEY_1>`)."""
+    if fmt == "instruction":
+        return redact_record(record, scan_record(record, 0))
+    if fmt == "chat":
+        messages = []
+        for message in record["messages"]:
+            findings = [Finding(0, "instruction", span.kind, span.start, span.end, span.source)
+                        for span in detect_sensitive(message["content"])]
+            content = redact_record({"instruction": message["content"]}, findings)["instruction"]
+            messages.append({**message, "content": content})
+        return {**record, "messages": messages}
+    findings = [Finding(0, "instruction" if name == "prompt" else "output", span.kind, span.start, span.end,
+                        span.source) for name in ("prompt", "completion") for span in detect_sensitive(record[name])]
+    redacted = redact_record({"instruction": record["prompt"], "output": record["completion"]}, findings)
+    return {**record, "prompt": redacted["instruction"], "completion": redacted["output"]}
+
+
+def _balanced_splits(hashes: list[str]) -> dict[str, list[int]]:
+    """The hash split, with a non-empty valid set whenever there are two examples (mlx-lm needs one)."""
+    splits = split_by_hash(hashes, VALID_FRACTION, TEST_FRACTION)
+    if not splits["valid"] and len(hashes) >= 2:
+        donor = "test" if splits["test"] else "train"
+        splits["valid"].append(splits[donor].pop())
+    if not splits["train"] and len(splits["test"]) > 0:
+        splits["train"].append(splits["test"].pop())
+    return splits
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    old = None
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+    try:
+        staging.rename(folder)
+    except OSError:
+        if old is not None and not folder.exists():
+            old.rename(folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_training(config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress) -> dict:
+    """Write `<workspace>/datasets/collected/{train,valid,test}.jsonl` + `manifest.json`. Returns {"folder",
+    "written", "counts", "format", "mlx_format", "min_tier", "examples", "tokens", "by_source", "by_tier",
+    "excluded" {reason: count}, "redacted", "exported_at"}; with fewer than two exportable examples nothing is
+    written (a stale export is removed) and "written" is False with the "reason"."""
+    fmt = config.get("collect.export_format")
+    min_tier = config.get("collect.export_min_tier")
+    workspace = Workspace.open(workspace_path)
+    folder = workspace.path(*FOLDER)
+    conn = workspace.connect()
+    try:
+        rows = conn.execute("SELECT id, content_hash, source, format, record_json, tier, dropped, sensitive,"
+                            " duplicate_of, tokens FROM examples ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    flagged = [row["content_hash"] for row in rows if row["sensitive"]]
+    decisions = latest_decisions(workspace, flagged) if flagged else {}
+    excluded: Counter = Counter()
+    chosen, lines, redacted = [], [], 0
+    for done, row in enumerate(rows, start=1):
+        progress("export", done, len(rows))
+        decision = decisions.get(row["content_hash"])
+        verdict = decision.decision if decision else None
+        if row["duplicate_of"] is not None:
+            excluded["duplicate"] += 1
+        elif row["dropped"]:
+            excluded["dropped by the quality check"] += 1
+        elif TIERS.index(row["tier"]) > TIERS.index(min_tier):
+            excluded[f"below {min_tier} tier"] += 1
+        elif row["sensitive"] and verdict not in ("good", "redact"):
+            excluded["possible sensitive data, not reviewed"] += 1
+        else:
+            record = json.loads(row["record_json"])
+            if row["sensitive"] and verdict == "redact":
+                record = _redacted(record, row["format"])
+                redacted += 1
+            line = to_chat_line(record, row["format"]) if fmt == "chat" else to_completion_line(record, row["format"])
+            chosen.append(row)
+            lines.append(dumps_line(line))
+    exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result = {
+        "folder": str(folder), "written": False, "counts": dict.fromkeys(SPLITS, 0), "format": fmt,
+        "mlx_format": "chat" if fmt == "chat" else "completions", "min_tier": min_tier, "examples": len(chosen),
+        "tokens": sum(row["tokens"] for row in chosen),
+        "by_source": dict(Counter(row["source"] for row in chosen)),
+        "by_tier": {tier: sum(row["tier"] == tier for row in chosen) for tier in TIERS},
+        "excluded": dict(excluded.most_common()), "redacted": redacted, "exported_at": exported_at,
+    }
+    if len(chosen) < 2:
+        result["reason"] = (f"Only {len(chosen)} example(s) can be exported and mlx-lm needs at least two; collect "
+                            f"more or lower collect.export_min_tier (now {min_tier}).")
+        if folder.exists():
+            shutil.rmtree(folder)  # a stale export would be trained on as if it were current
+        return result
+    splits = _balanced_splits([row["content_hash"] for row in chosen])
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.staging-", dir=folder.parent))
+    try:
+        for name in SPLITS:
+            if splits[name]:
+                write_atomic(staging / f"{name}.jsonl", "".join(lines[index] + "\n" for index in splits[name]))
+        result["counts"] = {name: len(splits[name]) for name in SPLITS}
+        result["written"] = True
+        manifest = {key: value for key, value in result.items() if key != "folder"}
+        write_atomic(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        os.chmod(staging, 0o755)
+        _swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def last_export(workspace_path: Path) -> dict | None:
+    """The manifest of the current export, or None when there is none."""
+    manifest = Path(workspace_path).joinpath(*FOLDER, "manifest.json")
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
