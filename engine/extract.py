@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.config import PipelineConfig
-from engine.errors import SourceError
+from engine.errors import SourceError, StudioError
 from engine.knowledge import knowledge_counts, store_knowledge
 from engine.progress import ProgressFn, no_progress
 from engine.sources.documents import check_directories, read_documents
@@ -274,4 +274,15 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             "documents", str(directory), True, f"{len(files)} files with {', '.join(sorted(wanted))}",
             {"files": len(files), "bytes": sum(path.stat().st_size for path in files)},
         ))
+    if config.conversation_logs:  # read by `collect`, not by extract; checked here so every page shows it
+        from engine.collect.conversations import conversation_files
+
+        where = ", ".join(str(path) for path in config.conversation_logs)
+        try:
+            files = conversation_files(config.conversation_logs)
+            statuses.append(SourceStatus("conversations", where, True,
+                                         f"{len(files)} JSONL file{'' if len(files) == 1 else 's'}",
+                                         {"files": len(files), "bytes": sum(path.stat().st_size for path in files)}))
+        except StudioError as exc:
+            statuses.append(SourceStatus("conversations", where, False, str(exc)))
     return statuses

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -131,12 +132,43 @@ def test_extract_prints_per_source_counts_and_json(world, tmp_path):
     assert report["commits"] == 3 and report["knowledge"]["ocr"]["sources"] == 160
 
 
+def test_source_checks_cover_every_configured_source(world, tmp_path):
+    from engine.config import PipelineConfig
+    from engine.extract import inspect_sources
+
+    path, raw = world
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text('{"messages": []}\n')
+    (logs / "b.jsonl").write_text('{"messages": []}\n')
+    config = PipelineConfig(raw={**raw, "collect": {"conversation_logs": [str(logs)]}}, base_dir=tmp_path)
+    statuses = inspect_sources(config)
+    assert [(status.kind, status.ok) for status in statuses] == [
+        ("screenpipe", True), ("git", True), ("documents", True), ("conversations", True)]
+    assert statuses[0].details["frames"] == 200 and statuses[3].details["files"] == 2
+    missing = config.with_values({"collect.conversation_logs": [str(tmp_path / "gone.jsonl")]})
+    broken = inspect_sources(missing)[3]
+    assert broken.kind == "conversations" and not broken.ok and "gone.jsonl does not exist" in broken.message
+    assert [status.kind for status in inspect_sources(PipelineConfig(raw=raw, base_dir=tmp_path))] == [
+        "screenpipe", "git", "documents"]  # no conversation logs configured: no row for them
+
+
 def test_help_lists_every_verb():
     done = run_cli("--help")
     assert done.returncode == 0
-    for verb in ("extract", "demo"):
-        assert verb in done.stdout
+    listed = set(re.findall(r"^    (\w+)\s", done.stdout, re.MULTILINE))
+    assert listed >= {"demo", "extract", "link", "validate", "review", "export", "widgets", "train", "deploy",
+                      "generate", "probe", "collect", "stats", "scheduler", "api"}
 
+
+def test_a_reader_that_leaves_early_is_not_a_traceback(world):
+    # `python -m engine stats daily ... | head -1`: the pipe closes while the CLI still prints (~250 kB here).
+    path, _ = world
+    shell = subprocess.run(f"{sys.executable} -m engine stats daily --days 3650 --config {path} | head -1",
+                           shell=True, cwd=ROOT, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert shell.stdout.startswith("Examples collected per day")
+    assert shell.stderr == ""
 
 def folder_digest(folder: Path) -> dict:
     if not folder.exists():

@@ -39,15 +39,3 @@ def test_sources_page_counts_and_extract_in_the_browser(studio_url, browser_page
     expect(page.get_by_test_id("stMetric").filter(has_text=re.compile(r"^Commits"))).to_contain_text("1")
     expect(page.get_by_text("Skipped, and why")).to_be_visible()
     page.screenshot(path=str(tmp_path / "sources.png"), full_page=True)
-
-
-def test_an_unbuilt_page_says_what_it_will_do(studio_url, browser_page, config_env):
-    page = browser_page
-    page.goto(studio_url(config_env) + "/pipeline")
-    wait_for_app(page)
-    expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
-    # A deep link on a fresh server still goes through the router: page titles in the sidebar, not file names.
-    nav = page.get_by_test_id("stSidebarNav")
-    expect(nav.get_by_text("Validation", exact=True)).to_be_visible()
-    expect(nav.get_by_text("app", exact=True)).to_have_count(0)
-    expect(page.get_by_text(re.compile("Not built yet. This page will: Continuous collection"))).to_be_visible()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from engine.config import PipelineConfig
 from engine.errors import StudioError
-from engine.extract import extract, inspect_sources, last_extract
-from views.ui import progress_bar, require_config
+from engine.extract import extract, last_extract
+from views.ui import checked_sources, progress_bar, require_config
 
 st.title("Sources")
 
@@ -83,14 +79,7 @@ with st.expander("Edit config", icon=":material/edit:"):
                 st.error(str(exc))
 
 st.subheader("Configured sources")
-@st.cache_data(ttl=60, show_spinner="Checking the sources ...")
-def checked_sources(raw_config: str, base_dir: str) -> list:
-    """Source checks count and group every frame (seconds on a big database): reruns of the page reuse them
-    for a minute, and a changed config is a new cache key."""
-    return inspect_sources(PipelineConfig(raw=json.loads(raw_config), base_dir=Path(base_dir)))
-
-
-for status in checked_sources(json.dumps(config.raw, sort_keys=True), str(config.base_dir)):
+for status in checked_sources(config):
     with st.container(border=True):
         icon = ":material/check_circle:" if status.ok else ":material/error:"
         st.markdown(f"{icon} **{status.kind}** · `{status.location}`")

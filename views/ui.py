@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
 
 from engine.config import PipelineConfig
 from engine.errors import StudioError
+from engine.extract import SourceStatus, inspect_sources
 from engine.progress import ProgressFn
 from engine.settings import active_config_path, active_workspace
 
@@ -37,3 +39,15 @@ def require_config() -> tuple[Path, Path, PipelineConfig]:
         st.error(str(exc))
         st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
         st.stop()  # raises: the page ends here
+
+
+@st.cache_data(ttl=60, show_spinner="Checking the sources ...")
+def _checked_sources(raw_config: str, base_dir: str) -> list[SourceStatus]:
+    return inspect_sources(PipelineConfig(raw=json.loads(raw_config), base_dir=Path(base_dir)))
+
+
+def checked_sources(config: PipelineConfig) -> list[SourceStatus]:
+    """inspect_sources for the pages: the checks count and group every frame (seconds on a big database), so
+    reruns reuse them for a minute; a changed config is a new cache key. New screenpipe rows show up in the counts
+    up to a minute late."""
+    return _checked_sources(json.dumps(config.raw, sort_keys=True), str(config.base_dir))
