@@ -24,6 +24,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python -m engine demo
 	$(BIN)/python -m engine extract --config $(DEMO_CONFIG)
+	$(BIN)/python -m engine collect --config $(DEMO_CONFIG)
 
 # On Linux, mlx's CPU backend is ~10x faster for generation with OpenBLAS preloaded (the Compare page runs in
 # the server process, so it must be preloaded when the server starts).
