@@ -221,8 +221,8 @@ def test_export_is_a_folder_mlx_lm_loads_in_chat_and_completions_format(linked_d
         result = export_training(config.with_values({"collect.export_format": fmt}), workspace)
         assert result["written"] and result["folder"] == str(folder)
         assert sum(result["counts"].values()) == result["examples"] == exportable
-        assert sorted(path.name for path in folder.iterdir()) == ["manifest.json", "test.jsonl", "train.jsonl",
-                                                                  "valid.jsonl"]
+        assert sorted(path.name for path in folder.iterdir()) == ["by_source", "manifest.json", "test.jsonl",
+                                                                  "train.jsonl", "valid.jsonl"]
         args = types.SimpleNamespace(data=str(folder), train=True, test=True, hf_dataset=None, mask_prompt=False)
         train, valid, test = load_dataset(args, tokenizer)
         assert type(train).__name__ == dataset_type
@@ -233,6 +233,21 @@ def test_export_is_a_folder_mlx_lm_loads_in_chat_and_completions_format(linked_d
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["counts"] == result["counts"] and manifest["format"] == fmt
     assert not list(folder.parent.glob(".collected*")), "no staging folder left behind"
+    # Beside the mlx-lm files, the same examples in their own format (seed 002's shapes), tagged per source.
+    native = {path.stem: [json.loads(line) for line in path.read_text().splitlines()]
+              for path in (folder / "by_source").iterdir()}
+    assert result["by_source_files"] == sorted(f"by_source/{name}.jsonl" for name in native)
+    assert {name: len(records) for name, records in native.items()} == result["by_source"]
+    for name, records in native.items():
+        for record in records:
+            assert record["metadata"]["source"] == name
+            assert record["metadata"]["quality_tier"] in ("gold", "silver", "bronze")
+            assert 0 <= record["metadata"]["quality_score"] <= 1
+            if name == "conversations":
+                assert [m["role"] for m in record["messages"]][-1] == "assistant"
+            else:
+                assert {"instruction", "input", "output"} <= set(record) and record["output"].strip()
+    assert {"commits", "docs", "conversations", "linked"} <= set(native)
     # The split follows content hashes: exporting again puts every example where it was.
     before = {name: (folder / f"{name}.jsonl").read_text() for name in ("train", "valid", "test")}
     export_training(config.with_values({"collect.export_format": "completion"}), workspace)

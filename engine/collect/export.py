@@ -4,9 +4,12 @@ What goes in: examples that are not marked duplicates, not dropped by the qualit
 collect.export_min_tier, and free of sensitive-data findings unless a reviewer kept (`good`) or redacted them.
 Lines are in collect.export_format: "chat" writes `{"messages": [...]}`; "completion" and "instruction" write
 `{"prompt", "completion"}` (mlx-lm has no instruction format, so an instruction pair's prompt is its instruction
-and context, as engine.dataset.export writes it). The split follows each example's content hash
-(engine.dataset.split), so an example never moves between train and test as the data grows. The folder is built
-beside its final place and swapped in, so a reader sees the old export or the new one, never half of either.
+and context, as engine.dataset.export writes it). Beside them, `by_source/<source>.jsonl` holds the same examples in
+their own format (seed 002's instruction `{instruction, input, output, metadata}` or chat `{messages, metadata}`)
+with metadata naming the source, quality tier and score, for other tools and for reading.
+The split follows each example's content hash (engine.dataset.split), so an example never moves between train and
+test as the data grows. The folder is built beside its final place and swapped in, so a reader sees the old export
+or the new one, never half of either.
 """
 
 from __future__ import annotations
@@ -81,24 +84,27 @@ def _swap_in(staging: Path, folder: Path) -> None:
 
 
 def export_training(config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress) -> dict:
-    """Write `<workspace>/datasets/collected/{train,valid,test}.jsonl` + `manifest.json`. Returns {"folder",
-    "written", "counts", "format", "mlx_format", "min_tier", "examples", "tokens", "by_source", "by_tier",
-    "excluded" {reason: count}, "redacted", "exported_at"}; with fewer than two exportable examples nothing is
-    written (a stale export is removed) and "written" is False with the "reason"."""
+    """Write `<workspace>/datasets/collected/{train,valid,test}.jsonl`, `by_source/*.jsonl` and `manifest.json`.
+
+    Returns {"folder", "written", "counts", "by_source_files", "format", "mlx_format", "min_tier", "examples",
+    "tokens", "by_source", "by_tier", "excluded" {reason: count}, "redacted", "exported_at"}; with fewer than two
+    exportable examples nothing is written (a stale export is removed) and "written" is False with the "reason"."""
     fmt = config.get("collect.export_format")
     min_tier = config.get("collect.export_min_tier")
     workspace = Workspace.open(workspace_path)
     folder = workspace.path(*FOLDER)
     conn = workspace.connect()
     try:
-        rows = conn.execute("SELECT id, content_hash, source, format, record_json, tier, dropped, sensitive,"
-                            " duplicate_of, tokens FROM examples ORDER BY id").fetchall()
+        rows = conn.execute("SELECT id, content_hash, source, format, record_json, tier, quality_score, dropped,"
+                            " sensitive, duplicate_of, tokens, human_reviewed, source_time FROM examples"
+                            " ORDER BY id").fetchall()
     finally:
         conn.close()
     flagged = [row["content_hash"] for row in rows if row["sensitive"]]
     decisions = latest_decisions(workspace, flagged) if flagged else {}
     excluded: Counter = Counter()
     chosen, lines, redacted = [], [], 0
+    native: dict[str, list[str]] = {}
     for done, row in enumerate(rows, start=1):
         progress("export", done, len(rows))
         decision = decisions.get(row["content_hash"])
@@ -119,6 +125,10 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
             line = to_chat_line(record, row["format"]) if fmt == "chat" else to_completion_line(record, row["format"])
             chosen.append(row)
             lines.append(dumps_line(line))
+            metadata = {**(record.get("metadata") or {}), "source": row["source"], "format": row["format"],
+                        "quality_tier": row["tier"], "quality_score": row["quality_score"],
+                        "human_reviewed": bool(row["human_reviewed"]), "timestamp": row["source_time"]}
+            native.setdefault(row["source"], []).append(dumps_line({**record, "metadata": metadata}))
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = {
         "folder": str(folder), "written": False, "counts": dict.fromkeys(SPLITS, 0), "format": fmt,
@@ -141,6 +151,10 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
         for name in SPLITS:
             if splits[name]:
                 write_atomic(staging / f"{name}.jsonl", "".join(lines[index] + "\n" for index in splits[name]))
+        (staging / "by_source").mkdir()
+        for source, source_lines in native.items():
+            write_atomic(staging / "by_source" / f"{source}.jsonl", "".join(line + "\n" for line in source_lines))
+        result["by_source_files"] = sorted(f"by_source/{source}.jsonl" for source in native)
         result["counts"] = {name: len(splits[name]) for name in SPLITS}
         result["written"] = True
         manifest = {key: value for key, value in result.items() if key != "folder"}
