@@ -43,7 +43,8 @@ def test_run_now_shows_the_result_in_the_row_the_totals_and_the_history(studio_u
     assert (run["job_id"], run["status"], run["trigger"]) == ("mining_code", "ok", "manual")
     total = stats.summary(config.workspace)["overall"]["total_examples"]
     assert total > 0 and f"+{total:,} examples" in run["summary"]
-    expect(row).to_contain_text(f"Last run: ok just now · {run['summary']}")
+    # "just now" on a quiet machine; a few seconds ago on a loaded one.
+    expect(row).to_contain_text(re.compile(rf"Last run: ok (just now|\d+ s ago) · {re.escape(run['summary'])}"))
     expect(row).to_contain_text(f"run {run['run_id']} · ")
     examples = page.get_by_test_id("stMetric").filter(has_text=re.compile(r"^Examples")).get_by_test_id("stMetricValue")
     expect(examples).to_have_text(f"{total:,}")

@@ -263,6 +263,36 @@ def test_a_running_scheduler_is_shown_with_its_pid_and_next_runs(empty):
     assert not scheduler.scheduler_status(config, workspace)["running"]
 
 
+def test_the_page_starts_a_scheduler_that_outlives_it_and_stops_it(empty):
+    config, workspace = empty
+    for job_id in scheduler.JOBS:  # nothing due on start, so the test sees only the process itself
+        scheduler.configure_job(config, workspace, job_id, enabled=False)
+    at = pipeline_page().run()
+    assert any("Scheduler not running" in item.value for item in at.markdown)
+    at.button(key="start_scheduler").click().run()
+    status = scheduler.scheduler_status(config, workspace)
+    try:
+        assert not at.exception and not at.error
+        assert status["running"], "the page returned before the scheduler reported itself running"
+        pid = status["pid"]
+        assert pid != os.getpid() and Path(f"/proc/{pid}").exists()  # a process of its own
+        at = pipeline_page().run()  # a new session (another tab, or after a server restart) sees the same one
+        assert any(f"Scheduler running · pid {pid}" in item.value for item in at.markdown)
+        assert [button.key for button in at.button if "scheduler" in str(button.key)] == ["stop_scheduler"]
+        at.button(key="stop_scheduler").click().run()
+        assert not at.exception and not at.error
+    finally:
+        if scheduler.scheduler_status(config, workspace)["running"]:
+            os.kill(scheduler.scheduler_status(config, workspace)["pid"], signal.SIGTERM)
+    assert not scheduler.scheduler_status(config, workspace)["running"]
+    assert any("Scheduler not running" in item.value for item in at.markdown)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:  # ended and reaped, not a zombie
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
+    assert (workspace / "logs" / "scheduler-process.log").read_text().strip()
+
+
 def test_missing_config_says_how_to_fix_it(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CONFIG", str(tmp_path / "nope.json"))
     at = pipeline_page().run()

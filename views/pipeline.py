@@ -14,7 +14,7 @@ import streamlit as st
 
 from engine.config import COLLECT_SOURCES, TIERS
 from engine.errors import StudioError
-from engine.ops import scheduler, stats
+from engine.ops import background, scheduler, stats
 from views.ui import checked_sources, require_config
 
 SOURCE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
@@ -145,12 +145,29 @@ if state["running"]:
                f"heartbeat {relative(state['heartbeat_at'])}): it runs each enabled job on its interval"
                + (f", and mining_code when {', '.join(f'`{path}`' for path in watching)} change." if watching else "."),
                icon=":material/schedule:")
+    if st.button("Stop scheduler", icon=":material/stop_circle:", key="stop_scheduler"):
+        with st.spinner("Stopping the scheduler (a job in progress finishes first) ..."):
+            try:
+                background.stop_scheduler_process(config, workspace)
+            except StudioError as exc:
+                st.error(str(exc))
+                st.stop()
+        st.rerun()
 else:
     last_seen = f" (last seen {relative(state['last_heartbeat_at'])})" if state.get("last_heartbeat_at") else ""
     st.info(f"The scheduler is not running{last_seen}, so jobs run only when you press **Run now**. To run them on "
             "their intervals, and mine whenever the screenpipe database or a repository changes, start it in a "
-            "terminal and leave it running:", icon=":material/schedule:")
+            "terminal and leave it running, or start it here (it keeps running when you close the page):",
+            icon=":material/schedule:")
     st.code(start_command(), language="bash")
+    if st.button("Start scheduler", icon=":material/play_circle:", key="start_scheduler", type="primary"):
+        with st.spinner("Starting the scheduler ..."):
+            try:
+                background.start_scheduler_process(config_path, workspace)
+            except StudioError as exc:
+                st.error(str(exc))
+                st.stop()
+        st.rerun()
 
 
 def save_schedule(job_id: str) -> None:

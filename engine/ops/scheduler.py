@@ -587,6 +587,9 @@ class SchedulerService:
 
     # what the scheduler runs
     def _execute(self, job_id: str, trigger: str, attempt: int = 1) -> dict | None:
+        with self._state_lock:
+            if self._stopping:  # queued before the stop: it runs at its next time, after a restart
+                return None
         if trigger == "retry" and not self._retry_still_wanted(job_id, attempt):
             return None
         try:
