@@ -17,12 +17,11 @@ import re
 
 from engine.collect.examples import format_problems, prompt_and_answer
 from engine.dataset.quality import (
-    MAX_TOTAL_CHARS,
-    MIN_TOTAL_CHARS,
     OPTIMAL_CHARS,
     Quality,
     assess,
     finish_quality,
+    reject,
 )
 
 THIN_SECTION_WORDS = 30
@@ -69,12 +68,9 @@ def score_example(record: dict, fmt: str, source: str, decision: str | None = No
         return Quality(0.0, "raw", True, [f"invalid format: {problem}" for problem in problems])
     prompt, answer = prompt_and_answer(record, fmt)
     total = len(prompt) + len(answer)
-    if total < MIN_TOTAL_CHARS:
-        return Quality(0.0, "raw", True, [f"too short (under {MIN_TOTAL_CHARS} characters)"])
-    if total > MAX_TOTAL_CHARS:
-        return Quality(0.0, "raw", True, [f"too long (over {MAX_TOTAL_CHARS:,} characters)"])
-    if decision == "bad":
-        return Quality(0.0, "raw", True, ["reviewer marked bad"])
+    rejected = reject(total, decision)
+    if rejected:
+        return rejected
 
     reasons: list[str] = []
     score = 0.5 + 0.1  # valid format

@@ -134,12 +134,9 @@ def assess(record: dict, min_confidence: float = 0.6, decision: str | None = Non
     instruction, output = record["instruction"], record["output"]
     text_input = record.get("input") or ""
     total = len(instruction) + len(text_input) + len(output)
-    if total < MIN_TOTAL_CHARS:
-        return Quality(0.0, "raw", True, [f"too short (under {MIN_TOTAL_CHARS} characters)"])
-    if total > MAX_TOTAL_CHARS:
-        return Quality(0.0, "raw", True, [f"too long (over {MAX_TOTAL_CHARS:,} characters)"])
-    if decision == "bad":
-        return Quality(0.0, "raw", True, ["reviewer marked bad"])
+    rejected = reject(total, decision)
+    if rejected:
+        return rejected
 
     reasons = []
     score = 0.5 + 0.1  # valid format
@@ -158,6 +155,17 @@ def assess(record: dict, min_confidence: float = 0.6, decision: str | None = Non
         score -= 0.1
         reasons.append(f"link confidence below {min_confidence:g}")
     return finish_quality(score, reasons, output, [output], decision)
+
+
+def reject(total_chars: int, decision: str | None) -> Quality | None:
+    """Raw outright, whatever else holds: a size out of bounds, or a reviewer's "bad"."""
+    if total_chars < MIN_TOTAL_CHARS:
+        return Quality(0.0, "raw", True, [f"too short (under {MIN_TOTAL_CHARS} characters)"])
+    if total_chars > MAX_TOTAL_CHARS:
+        return Quality(0.0, "raw", True, [f"too long (over {MAX_TOTAL_CHARS:,} characters)"])
+    if decision == "bad":
+        return Quality(0.0, "raw", True, ["reviewer marked bad"])
+    return None
 
 
 def finish_quality(score: float, reasons: list[str], output: str, code: list[str], decision: str | None) -> Quality:
