@@ -390,12 +390,12 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
         return ok(stats.sources(ws.root))
 
     # -- the scheduler (engine.ops.scheduler) --
-    def known_job(config: PipelineConfig, job_id: str) -> None:
-        from engine.ops.scheduler import list_jobs
+    def known_job(job_id: str) -> None:
+        """404 for an id that is not a job, before anything reads or writes the workspace."""
+        from engine.ops.jobs import JOB_IDS
 
-        ids = [job["job_id"] for job in list_jobs(config, ws.root)]
-        if job_id not in ids:
-            raise NotFoundError(f"There is no job {job_id!r}; the jobs are {', '.join(ids)}.")
+        if job_id not in JOB_IDS:
+            raise NotFoundError(f"There is no job {job_id!r}; the jobs are {', '.join(JOB_IDS)}.")
 
     @api.get("/scheduler/status", summary="Whether a scheduler runs for this workspace, and every job")
     def scheduler_status() -> JSONResponse:
@@ -410,7 +410,7 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
         from engine.ops import scheduler
 
         config = load_config()
-        known_job(config, body.job_id)
+        known_job(body.job_id)
         if body.wait:
             return ok(scheduler.run_job(config, ws.root, body.job_id, trigger="manual"))
         run_id = scheduler.submit_job(config, ws.root, body.job_id, trigger="manual")
@@ -424,7 +424,7 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
         if body.enabled is None and body.interval_minutes is None:
             raise InvalidValueError("Say what to change: give enabled (true or false), interval_minutes, or both.")
         config = load_config()
-        known_job(config, body.job_id)
+        known_job(body.job_id)
         minutes = body.interval_minutes
         if minutes is not None and minutes.is_integer():
             minutes = int(minutes)  # 360, not 360.0, in the stored override and the answer
