@@ -22,7 +22,7 @@ from engine.progress import ProgressFn, no_progress
 from engine.sources.documents import check_directories, read_documents
 from engine.sources.git_log import open_repository, read_commits
 from engine.sources.report import SourceReport
-from engine.sources.screenpipe import ScreenpipeFilters, ScreenpipeReader
+from engine.sources.screenpipe import ScreenpipeFilters, ScreenpipeReader, safe_sqlite_message
 from engine.store import Workspace
 
 
@@ -86,15 +86,6 @@ def _store_batches(workspace: Workspace, conn, batches, key: str, start: int, to
         progress(stage, max(0, watermark - start), max(0, top - start))
 
 
-def _max_id(reader: ScreenpipeReader, table: str) -> int:
-    import contextlib
-
-    if table not in reader.tables:
-        return 0
-    with contextlib.closing(reader.connect()) as source:
-        return source.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0
-
-
 def extract(
     config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress,
 ) -> ExtractResult:
@@ -124,7 +115,7 @@ def extract(
             began = time.perf_counter()
             key = f"{db_key}:{suffix}"
             start = int(_watermark(conn, key) or 0)
-            top = _max_id(reader, table)
+            top = reader.max_key(table)
             _store_batches(workspace, conn, read(start, filters, report), key, start, top, label, report, progress)
             report.seconds = time.perf_counter() - began
             reports.append(report)
@@ -182,13 +173,16 @@ def extract(
         )
         return result
     except BaseException as exc:
+        # The run's record keeps a domain sentence as-is, anything else without what it quotes (an SQLite error
+        # can quote row content).
+        error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {safe_sqlite_message(exc)}"
         conn.execute(
             "UPDATE extract_runs SET finished_at = ?, status = 'failed', report_json = ? WHERE id = ?",
             (datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             json.dumps({"error": str(exc), "sources": [r.to_dict() for r in reports]}), run_id),
+             json.dumps({"error": error, "sources": [r.to_dict() for r in reports]}), run_id),
         )
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            raise SourceError(f"Reading {reader.path} failed: {exc}.") from exc
+            raise SourceError(f"Reading {reader.path} failed: {safe_sqlite_message(exc)}.") from None
         raise
     finally:
         conn.close()

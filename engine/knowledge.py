@@ -76,11 +76,12 @@ def store_knowledge(conn: sqlite3.Connection, records: Iterable[Knowledge], repo
             repointed_from.add(previous)
             conn.execute("DELETE FROM knowledge_sources WHERE source_id = ?", (record.source_id,))
         known_sources[record.source_id] = knowledge_id
-        new_sources.append((record.source_id, knowledge_id, record.timestamp, record.app_name, record.window_name))
+        new_sources.append((record.source_id, knowledge_id, record.timestamp, record.app_name, record.window_name,
+                            record.speaker_id))
         touched.add(knowledge_id)
     conn.executemany(
-        "INSERT INTO knowledge_sources(source_id, knowledge_id, timestamp, app_name, window_name)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO knowledge_sources(source_id, knowledge_id, timestamp, app_name, window_name, speaker_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         new_sources,
     )
     ids = sorted(touched | repointed_from)

@@ -25,6 +25,7 @@ class Knowledge:
     app_name: str | None = None
     window_name: str | None = None  # for audio: the recording device
     browser_url: str | None = None
+    speaker_id: int | None = None  # audio: screenpipe's speakers.id, when it identified the speaker
 
 
 @dataclass(slots=True)

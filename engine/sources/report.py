@@ -18,6 +18,7 @@ class SourceReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few source ids
     notes: list[str] = field(default_factory=list)
+    cut: int = 0  # kept texts longer than the reader's cap, stored cut to it
     seconds: float = 0.0
 
     def skip(self, reason: str, source_id: str) -> None:

@@ -1,0 +1,323 @@
+"""Hostile and faulty inputs (issue 15): every one gives one sentence and a non-zero exit, or a documented skip
+count; never a traceback; nothing written outside the workspace; the workspace still passes PRAGMA
+integrity_check with its counts intact. Devices and FIFOs are nodes each test makes in its own temp folder.
+
+The screenpipe eras themselves are in tests/test_screenpipe_eras.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.__main__ import main
+from engine.sources import screenpipe as screenpipe_module
+from engine.sources.screenpipe import ScreenpipeReader
+from engine.sources.screenpipe_builder import ScreenpipeWriter
+from tests.conftest import BASE_TIME, ROOT, sample_frames
+
+SECRET = "AKIAQWERTYUIOPASDF7Z"  # an AWS access key id shape: findable by grep, flagged by the sensitive scanner
+
+
+# -- the world every case starts from --------------------------------------------------------------------------
+class Studio:
+    """A screenpipe database, a git repository, docs, a config and an extracted workspace under one temp folder."""
+
+    def __init__(self, root: Path, git_repo):
+        self.root = root
+        self.db = root / "screenpipe" / "db.sqlite"
+        with ScreenpipeWriter(self.db) as writer:
+            for frame in sample_frames(40):
+                writer.add_frame(frame["moment"], frame["text"], frame["app"], frame["window"], frame.get("url"))
+        repo = git_repo("repo")
+        repo.commit("Add forecast client with retries",
+                    {"client.py": "".join(f"value_{i} = compute({i})\n" for i in range(8))}, BASE_TIME)
+        self.repo = repo
+        (root / "docs").mkdir()
+        (root / "docs" / "retry.md").write_text("# Retries\n\n" + "Retry 503 answers with backoff and jitter. " * 5)
+        self.workspace = root / "ws"
+        self.config_path = root / "pipeline_config.json"
+        self.write_config()
+        assert main(["extract", "--config", str(self.config_path)]) == 0
+
+    def write_config(self, **paths) -> Path:
+        raw = {"paths": {"screenpipe_db": str(self.db), "git_repo": str(self.repo.path),
+                         "output_file": str(self.root / "output" / "training_data.jsonl"), **paths},
+               "document_sources": {"directories": [str(self.root / "docs")]},
+               "studio": {"workspace": str(self.workspace)}}
+        self.config_path.write_text(json.dumps(raw), encoding="utf-8")
+        return self.config_path
+
+    def state(self) -> dict:
+        """integrity_check and the row count of every table of the workspace database."""
+        conn = sqlite3.connect(self.workspace / "studio.db")
+        try:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {"integrity": conn.execute("PRAGMA integrity_check").fetchone()[0],
+                    **{table: conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] for table in tables}}
+        finally:
+            conn.close()
+
+    def outside(self) -> dict[str, tuple]:
+        """Every path under the temp folder but outside the workspace, with its kind, size and mtime."""
+        found = {}
+        for path in sorted(self.root.rglob("*")):
+            if path == self.workspace or self.workspace in path.parents:
+                continue
+            info = path.lstat()
+            found[str(path.relative_to(self.root))] = (stat.S_IFMT(info.st_mode), info.st_size, info.st_mtime_ns)
+        return found
+
+
+@pytest.fixture
+def studio(tmp_path, git_repo) -> Studio:
+    return Studio(tmp_path, git_repo)
+
+
+def one_sentence(capsys, code: int, *needles: str) -> str:
+    """Assert a non-zero exit with exactly one `error:` line on stderr (containing every needle) and no
+    traceback anywhere; return the sentence."""
+    out, err = capsys.readouterr()
+    assert code != 0, out + err
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def unchanged(studio: Studio, before_state: dict, before_outside: dict) -> None:
+    assert studio.state() == before_state
+    assert before_state["integrity"] == "ok"
+    assert studio.outside() == before_outside
+
+
+def screenpipe_rows(db: Path, sql: str, params=()) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+# -- screenpipe ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["text", "blob"])
+def test_a_screenpipe_row_that_is_not_utf8_is_skipped_and_counted_and_the_watermark_passes_it(
+        studio, capsys, kind):
+    """Defect 2: one undecodable row stopped extraction for good and printed its text in a traceback."""
+    raw = b"login page: the key is " + SECRET.encode() + b" \xff\xfe\xfa and more text " + b"x" * 100
+    value = f"CAST(X'{raw.hex()}' AS TEXT)" if kind == "text" else f"X'{raw.hex()}'"
+    screenpipe_rows(studio.db, "INSERT INTO frames(video_chunk_id, offset_index, timestamp, app_name, window_name,"
+                               " device_name) VALUES (1, 500, '2026-03-02T09:05:00+00:00', 'Safari', 'Sign in', 'm')")
+    screenpipe_rows(studio.db, f"INSERT INTO ocr_text(frame_id, text, app_name, ocr_engine)"
+                               f" VALUES ((SELECT MAX(id) FROM frames), {value}, '', 'AppleNative')")
+    with ScreenpipeWriter(studio.db) as writer:  # a good frame after the bad one must still be read
+        writer.add_frame(BASE_TIME + timedelta(minutes=6), "After the broken row: fetch_forecast retries 503 with "
+                         "backoff, the cache TTL is computed in UTC, see client.py and cache.py", "Code", "cache.py")
+    assert main(["extract", "--config", str(studio.config_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)["sources"][0]
+    assert report["skipped"]["text is not valid UTF-8"] == 1
+    assert report["skipped_examples"]["text is not valid UTF-8"] == ["ocr:41"]
+    assert report["rows_read"] == 2 and report["new_items"] == 1
+    assert SECRET not in out + err and "Traceback" not in err
+    assert main(["extract", "--config", str(studio.config_path), "--json"]) == 0
+    again = json.loads(capsys.readouterr()[0])["sources"][0]
+    assert again["rows_read"] == 0  # the watermark went past the bad row: no run is stuck on it
+    assert studio.state()["integrity"] == "ok"
+
+
+def test_a_10_mb_screen_text_is_stored_cut_to_the_cap(studio, capsys):
+    """Defect 6 (the extract-time guard; capping what linking embeds is the linking rewrite's part)."""
+    huge = ("stack trace line in worker.py retrying the forecast call with backoff " * 150_000)[:10_000_000]
+    with ScreenpipeWriter(studio.db) as writer:
+        writer.add_frame(BASE_TIME + timedelta(minutes=7), huge, "iTerm2", "tail -f worker.log")
+    assert main(["extract", "--config", str(studio.config_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr()[0])["sources"][0]
+    assert report["cut"] == 1
+    assert any("cut to that length" in note for note in report["notes"])
+    conn = sqlite3.connect(studio.workspace / "studio.db")
+    longest = conn.execute("SELECT MAX(LENGTH(text)) FROM knowledge").fetchone()[0]
+    conn.close()
+    assert longest == screenpipe_module.MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(("table", "schema", "column"), [
+    ("frames", "CREATE TABLE frames (id INTEGER PRIMARY KEY, captured_at TEXT, app_name TEXT)", "timestamp"),
+    ("ocr_text", "CREATE TABLE frames (id INTEGER PRIMARY KEY, timestamp TEXT);"
+                 " CREATE TABLE ocr_text (frame_id INTEGER, content TEXT)", "text"),
+    ("audio_transcriptions", "CREATE TABLE audio_transcriptions (id INTEGER PRIMARY KEY, timestamp TEXT,"
+                             " words TEXT)", "transcription"),
+])
+def test_a_screenpipe_database_with_missing_columns_is_one_sentence_naming_table_and_column(
+        studio, capsys, table, schema, column):
+    """Defect 9."""
+    odd = studio.root / "odd" / "db.sqlite"
+    odd.parent.mkdir()
+    conn = sqlite3.connect(odd)
+    conn.executescript(schema)
+    conn.close()
+    studio.write_config(screenpipe_db=str(odd))
+    before, outside = studio.state(), studio.outside()
+    code = main(["extract", "--config", str(studio.config_path)])
+    one_sentence(capsys, code, f"the {table} table", f"no {column} column")
+    unchanged(studio, before, outside)
+
+
+def test_a_busy_rollback_journal_database_is_reported_busy_not_as_a_non_database(studio, capsys, monkeypatch):
+    """Defect 11: screenpipe holding a write lock on a rollback-journal database."""
+    monkeypatch.setattr(screenpipe_module, "BUSY_TIMEOUT_SECONDS", 0.3)
+    legacy = studio.root / "legacy" / "db.sqlite"
+    legacy.parent.mkdir()
+    conn = sqlite3.connect(legacy, isolation_level=None)
+    conn.execute("CREATE TABLE frames (id INTEGER PRIMARY KEY, timestamp TEXT)")
+    studio.write_config(screenpipe_db=str(legacy))
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("INSERT INTO frames(timestamp) VALUES ('2026-03-02T09:00:00+00:00')")
+    try:
+        before, outside = studio.state(), studio.outside()
+        code = main(["extract", "--config", str(studio.config_path)])
+        sentence = one_sentence(capsys, code, "is busy", "try again")
+        assert "not an SQLite database" not in sentence
+        unchanged(studio, before, outside)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def make_node(path: Path, kind: str) -> Path:
+    """A FIFO, or a character device with /dev/zero's numbers, in the test's own folder."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("creating a device node needs root")
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    return path
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_as_the_screenpipe_database_is_refused_without_waiting(studio, capsys, kind):
+    """Defect 12: a FIFO blocked forever on open; a /dev/zero-like device looped forever."""
+    node = make_node(studio.root / f"{kind}.sqlite", kind)
+    studio.write_config(screenpipe_db=str(node))
+    before, outside = studio.state(), studio.outside()
+    code = main(["extract", "--config", str(studio.config_path)])
+    one_sentence(capsys, code, "is not a regular file")
+    unchanged(studio, before, outside)
+
+
+def test_reading_a_wal_database_screenpipe_has_closed_creates_nothing_beside_it(studio, capsys):
+    """Defect 16: a read-only connection used to leave -wal and -shm (ours, not screenpipe's) in its folder."""
+    folder = studio.db.parent
+    with ScreenpipeWriter(studio.db) as writer:
+        writer.add_frame(BASE_TIME + timedelta(minutes=9), "New after the first extract: the retry budget is "
+                         "three attempts with jitter, then the cached forecast is served", "Code", "retry.py")
+    assert sorted(path.name for path in folder.iterdir()) == ["db.sqlite"]  # screenpipe stopped: no side files
+    listing = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    assert main(["extract", "--config", str(studio.config_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr()[0])["sources"][0]["new_items"] == 1
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == listing
+
+
+def test_an_immutable_read_that_sees_screenpipe_start_writing_reads_the_batch_again(studio):
+    """The immutable read is only trusted while nothing touches the file: a writer appearing mid-read (its -wal
+    appears, a checkpoint changes the file) makes the reader re-read through a normal connection."""
+    reader = ScreenpipeReader(studio.db)
+    with reader.session() as session:
+        assert session.immutable
+        before = session.rows("SELECT COUNT(*) FROM frames")[0][0]
+        writer = sqlite3.connect(studio.db)  # screenpipe starts and writes one frame; its -wal stays open
+        writer.execute("INSERT INTO frames(video_chunk_id, offset_index, timestamp, device_name)"
+                       " VALUES (1, 900, '2026-03-02T10:00:00+00:00', 'monitor_1')")
+        writer.commit()
+        try:
+            assert session.rows("SELECT COUNT(*) FROM frames")[0][0] == before + 1
+            assert not session.immutable
+        finally:
+            writer.close()
+
+
+def test_side_files_a_read_must_create_get_the_database_owner_and_mode(studio):
+    """When a -wal is left from a crash but its -shm is gone, a read-only connection has to create the -shm:
+    it gets screenpipe's owner and permissions, not ours (SQLite's unix layer does this; the reader relies on it,
+    as its docstring says, and this pins it)."""
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    crashed = studio.root / "crashed"
+    crashed.mkdir()
+    writer = sqlite3.connect(studio.db)
+    writer.execute("INSERT INTO frames(video_chunk_id, offset_index, timestamp, device_name)"
+                   " VALUES (1, 901, '2026-03-02T10:01:00+00:00', 'monitor_1')")
+    writer.commit()
+    for suffix in ("", "-wal"):  # copy the database and its live WAL, as a crash leaves them, without the -shm
+        (crashed / f"db.sqlite{suffix}").write_bytes(Path(f"{studio.db}{suffix}").read_bytes())
+    writer.close()
+    db = crashed / "db.sqlite"
+    for path in (db, Path(f"{db}-wal")):
+        os.chown(path, 4321, 4321)
+        os.chmod(path, 0o640)
+    reader = ScreenpipeReader(db)
+    assert reader.max_key("frames") == 41  # the WAL's frame is seen
+    shm = Path(f"{db}-shm")
+    assert shm.exists()
+    info = shm.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 4321, 0o640)
+
+
+# -- the secret in a broken row (issue 13, the screenpipe reader's part) ----------------------------------------
+def test_a_secret_in_a_row_that_fails_to_decode_reaches_no_output_history_log_or_api(studio, capsys):
+    """The row is skipped, so its content goes nowhere: not into extract's or collect's output, the job history,
+    the run logs, GET /api/scheduler/status, nor any file of the workspace."""
+    from tests.test_api import ApiServer
+
+    raw = b"Sign in - aws_access_key_id = " + SECRET.encode() + b" \xc3\x28 " + b"secret material " * 10
+    screenpipe_rows(studio.db, "INSERT INTO frames(video_chunk_id, offset_index, timestamp, app_name, window_name,"
+                               " device_name) VALUES (1, 501, '2026-03-02T09:05:00+00:00', 'Safari', ?, 'm')",
+                    ("AWS console " + SECRET,))
+    screenpipe_rows(studio.db, f"INSERT INTO ocr_text(frame_id, text, app_name, ocr_engine)"
+                               f" VALUES ((SELECT MAX(id) FROM frames), CAST(X'{raw.hex()}' AS TEXT), '', 'x')")
+    # the window name is readable and holds the key too: the row is skipped for its text, so that goes nowhere either
+    outputs = []
+    for argv in (["extract", "--config", str(studio.config_path)],
+                 ["collect", "--config", str(studio.config_path)],
+                 ["scheduler", "run", "--job", "mining_code", "--config", str(studio.config_path)],
+                 ["scheduler", "status", "--config", str(studio.config_path)],
+                 ["scheduler", "list", "--job", "mining_code", "--config", str(studio.config_path)]):
+        assert main(argv) == 0, argv
+        outputs.append("".join(capsys.readouterr()))
+    conn = sqlite3.connect(studio.workspace / "studio.db")
+    run_ids = [row[0] for row in conn.execute("SELECT id FROM job_runs")]
+    conn.close()
+    assert run_ids
+    for run_id in run_ids:
+        assert main(["scheduler", "log", "--run", str(run_id), "--config", str(studio.config_path)]) == 0
+        outputs.append("".join(capsys.readouterr()))
+    server = ApiServer(studio.config_path, studio.workspace, studio.root / "api.log")
+    try:
+        status, body = server.call("GET", "/api/scheduler/status")
+    finally:
+        server.stop()
+    assert status == 200
+    outputs.append(json.dumps(body))
+    outputs.append((studio.root / "api.log").read_text())
+    for output in outputs:
+        assert SECRET not in output
+    for path in studio.workspace.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+# -- the CLI as a user runs it -----------------------------------------------------------------------------------
+def run_cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
