@@ -10,10 +10,12 @@ import argparse
 import importlib
 import os
 import pkgutil
+import sqlite3
 import sys
 
 from engine import __version__
 from engine.errors import StudioError
+from engine.store import BUSY_TIMEOUT_SECONDS, is_busy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        # a write outside a transaction (autocommit) that waited out the busy timeout
+        print(f"error: a database is busy: another process has held its write lock for more than "
+              f"{BUSY_TIMEOUT_SECONDS:g} s; try again when it finishes.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
-from engine.store import write_atomic
+from engine.errors import ConfigError, StudioError
+from engine.store import output_target, write_atomic
 
 DEFAULTS: dict[str, Any] = {
     "paths": {
@@ -72,6 +73,11 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+MAX_TOP_K = 1000  # links kept per commit; each costs memory in every chunk of the matcher
+MAX_DAYS = 36_500
+MAX_HOURS = 8_760
+MAX_SECONDS = 7 * 24 * 3600
+
 # key -> (kind, description of what is expected)
 _SCHEMA: dict[str, str] = {
     "paths": "object",
@@ -85,7 +91,7 @@ _SCHEMA: dict[str, str] = {
     "filtering.min_knowledge_length": "count",
     "filtering.min_code_lines": "count",
     "filtering.max_commits": "positive",
-    "filtering.top_k_matches": "positive",
+    "filtering.top_k_matches": "top_k",
     "confidence": "object",
     "confidence.min_confidence": "fraction",
     "code_extensions": "extensions",
@@ -103,8 +109,8 @@ _SCHEMA: dict[str, str] = {
     "linking": "object",
     "linking.mode": "link_mode",
     "linking.model": "path",
-    "linking.time_window_days": "positive_number",
-    "linking.commit_offset_hours": "non_negative_number",
+    "linking.time_window_days": "days",
+    "linking.commit_offset_hours": "hours",
     "linking.keyword_weight": "fraction",
     "linking.semantic_weight": "fraction",
     "linking.keywords": "optional_strings",
@@ -120,9 +126,9 @@ _SCHEMA: dict[str, str] = {
     "scheduler": "object",
     "scheduler.jobs": "object",
     "scheduler.watch": "bool",
-    "scheduler.debounce_seconds": "non_negative_number",
+    "scheduler.debounce_seconds": "seconds",
     "scheduler.max_retries": "count",
-    "scheduler.retry_delay_seconds": "non_negative_number",
+    "scheduler.retry_delay_seconds": "seconds",
 }
 
 _EXPECTED = {
@@ -139,8 +145,10 @@ _EXPECTED = {
     "datetime": 'a date or time such as "2026-03-01" or "2026-03-01T10:00:00+00:00", or null',
     "bool": "true or false",
     "link_mode": '"semantic", "hybrid" or "best"',
-    "positive_number": "a number above 0",
-    "non_negative_number": "a number, 0 or more",
+    "top_k": f"a whole number from 1 to {MAX_TOP_K}",
+    "days": f"a number of days above 0 and at most {MAX_DAYS:,}",
+    "hours": f"a number of hours from 0 to {MAX_HOURS:,}",
+    "seconds": f"a number of seconds from 0 to {MAX_SECONDS:,} (a week)",
     "optional_strings": "a list of strings, or null for the built-in list",
     "collect_sources": 'a list of sources from "commits", "docs", "conversations", "linked"',
     "example_format": '"instruction", "chat" or "completion"',
@@ -174,16 +182,24 @@ def _valid(kind: str, value: Any) -> bool:
     if kind in ("count", "positive"):
         return isinstance(value, int) and not isinstance(value, bool) and value >= (0 if kind == "count" else 1)
     if kind == "fraction":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and 0 <= value <= 1)
     if kind == "datetime":
         return value is None or (isinstance(value, str) and parse_config_datetime(value) is not None)
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "link_mode":
         return value in ("semantic", "hybrid", "best")
-    if kind in ("positive_number", "non_negative_number"):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return number and (value > 0 if kind == "positive_number" else value >= 0)
+    if kind == "top_k":
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TOP_K
+    if kind in ("days", "hours", "seconds"):
+        # finite and bounded: Infinity (valid in Python's JSON) stopped the file watcher, and a huge number
+        # overflows the time arithmetic later
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+            return False
+        if kind == "days":
+            return 0 < value <= MAX_DAYS
+        return 0 <= value <= (MAX_HOURS if kind == "hours" else MAX_SECONDS)
     if kind == "optional_strings":
         return value is None or is_str_list
     if kind == "collect_sources":
@@ -295,6 +311,10 @@ class PipelineConfig:
         since, until = self.since, self.until
         if since and until and since > until:
             raise ConfigError("`screenpipe.since` is after `screenpipe.until`; swap them or clear one.")
+        try:
+            output_target(self.output_file)  # a folder, device or FIFO there would be replaced by the pairs file
+        except StudioError as exc:
+            raise ConfigError(f"`paths.output_file`: {exc}") from None
 
     # -- typed values -------------------------------------------------------------------------------------
     def resolve(self, value: str) -> Path:

@@ -11,15 +11,38 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import secrets
 import sqlite3
-import tempfile
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.errors import WorkspaceError
+from engine.errors import StudioError, WorkspaceError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
 DB_NAME = "studio.db"
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a write waits for another process's write to finish
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another process has held the workspace database's write lock for longer than the busy timeout."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether an SQLite error means "locked by someone else" (wait and try again), not "broken"."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc) \
+        or "database table is locked" in str(exc)
+
+
+def busy_error(db_path: Path) -> WorkspaceBusyError:
+    return WorkspaceBusyError(
+        f"The workspace database {db_path} is busy: another studio process (an extract, a link run, a scheduled "
+        f"job) has been writing to it for more than {BUSY_TIMEOUT_SECONDS:g} s; nothing was changed, try again when "
+        "it finishes."
+    )
 
 
 def resolve_workspace(flag: str | os.PathLike | None = None, configured: str | None = None) -> Path:
@@ -70,12 +93,15 @@ class Workspace:
     def connect(self) -> sqlite3.Connection:
         """A connection in autocommit mode (use `transaction()` for writes), WAL, 30 s busy timeout."""
         try:
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.DatabaseError as exc:
+            if is_busy(exc):
+                raise busy_error(self.db_path) from None
             raise WorkspaceError(
                 f"The workspace database {self.db_path} cannot be opened ({exc}); move it away to start a fresh one."
             ) from exc
@@ -88,7 +114,12 @@ class Workspace:
         own = conn is None
         conn = conn or self.connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if is_busy(exc):
+                    raise busy_error(self.db_path) from None
+                raise
             try:
                 yield conn
             except BaseException:
@@ -104,12 +135,18 @@ class Workspace:
         applied_now = []
         conn = self.connect()
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
-            )
-            for version, name, sql in _migrations():
+            # A read first: a workspace that is up to date opens without waiting for the write lock, so pages and
+            # status calls keep working while another process writes for a long time.
+            known = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if known else set()
+            pending = [migration for migration in _migrations() if migration[0] not in applied]
+            if pending and not known:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+                )
+            for version, name, sql in pending:
                 with self.transaction(conn):
                     done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone()
                     if done:
@@ -119,6 +156,8 @@ class Workspace:
                     conn.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name))
                     applied_now.append(name)
         except sqlite3.DatabaseError as exc:
+            if is_busy(exc):
+                raise busy_error(self.db_path) from None
             raise WorkspaceError(
                 f"The workspace database {self.db_path} cannot be migrated ({exc}); move it away to start a fresh one."
             ) from exc
@@ -153,17 +192,73 @@ def _split_sql(sql: str) -> list[str]:
     return statements
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file users rely on atomically: a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _file_kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "regular file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """The regular file a write to `path` replaces: `path` itself, or what a symlink there points to (the write goes
+    through the link, which stays). StudioError when that is a folder, device, FIFO or socket, or when something
+    on the way to it is not a folder, so nothing is replaced and no folder is created beside such a thing."""
+    path = Path(path).expanduser()
+    target = path.resolve() if path.is_symlink() else path
     try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
-            handle.write(data)
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:
+        raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise StudioError(f"{path} is a {_file_kind(mode)}, not a regular file; give the path of a file to write.")
+    for folder in target.parents:
+        try:
+            mode = os.stat(folder).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
+        if not stat.S_ISDIR(mode):
+            raise StudioError(f"{path} cannot be written: {folder} is a {_file_kind(mode)}, not a folder.")
+        break
+    return target
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a file users rely on atomically: a temp file in the same folder, fsync, then rename. Only a regular
+    file is ever replaced (see `output_target`). A new file gets the permissions the umask allows (teammates can
+    read an export when the umask says so); a replaced file keeps its own."""
+    target = output_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keep_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        keep_mode = None
+    payload = data if isinstance(data, bytes) else data.encode("utf-8")
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if keep_mode is not None:
+                os.fchmod(handle.fileno(), keep_mode)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -11,8 +11,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from engine.__main__ import main
 from engine.sources import screenpipe as screenpipe_module
 from engine.sources.screenpipe import ScreenpipeReader
 from engine.sources.screenpipe_builder import ScreenpipeWriter
-from tests.conftest import BASE_TIME, ROOT, sample_frames
+from tests.conftest import BASE_TIME, sample_frames
 
 SECRET = "AKIAQWERTYUIOPASDF7Z"  # an AWS access key id shape: findable by grep, flagged by the sensitive scanner
 
@@ -316,8 +314,165 @@ def test_a_secret_in_a_row_that_fails_to_decode_reaches_no_output_history_log_or
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
 
+# -- outputs: what a path names is never replaced unless it is a regular file ---------------------------------------
+@pytest.fixture
+def pairs_file(studio) -> Path:
+    """A training_data.jsonl of clean pairs (the seeds' shape) beside the studio."""
+    from tests.data_sensitive import write_training_jsonl
 
-# -- the CLI as a user runs it -----------------------------------------------------------------------------------
-def run_cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    path = studio.root / "pairs" / "training_data.jsonl"
+    path.parent.mkdir()
+    write_training_jsonl(path, pairs=12, secrets=False)
+    return path
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder", "link-to-device"])
+def test_validate_refuses_report_paths_that_are_not_regular_files_before_any_work(studio, capsys, pairs_file, kind):
+    """Defect 1: a device, FIFO, folder (or a link to one) at --report/--json/--findings became a 0600 file."""
+    target = studio.root / "report.txt"
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "link-to-device":
+        target.symlink_to(make_node(studio.root / "zero", "device"))
+    else:
+        make_node(target, kind)
+    before_mode = target.lstat().st_mode
+    for flag in ("--report", "--json", "--findings"):
+        before, outside = studio.state(), studio.outside()
+        code = main(["validate", "--input", str(pairs_file), "--workspace", str(studio.workspace), flag, str(target)])
+        one_sentence(capsys, code, str(target), "not a regular file")
+        assert target.lstat().st_mode == before_mode  # still the node, the folder or the link it was
+        unchanged(studio, before, outside)
+
+
+def test_a_report_path_that_is_a_symlink_to_a_file_is_written_through(studio, capsys, pairs_file):
+    real = studio.root / "reports" / "latest.txt"
+    real.parent.mkdir()
+    real.write_text("old report\n")
+    link = studio.root / "report.txt"
+    link.symlink_to(real)
+    assert main(["validate", "--input", str(pairs_file), "--workspace", str(studio.workspace),
+                 "--report", str(link)]) == 0
+    capsys.readouterr()
+    assert link.is_symlink() and link.resolve() == real
+    assert "old report" not in real.read_text() and real.read_text().strip()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_an_output_file_that_is_not_a_regular_file_is_refused_when_the_config_loads(studio, capsys, kind):
+    """Defects 1 and 13: `link` replaced a device at paths.output_file (as root: /dev/null itself) and created
+    data/ beside it; a folder gave a traceback."""
+    node = studio.root / "sink" / "training_data.jsonl"
+    node.parent.mkdir()
+    if kind == "folder":
+        node.mkdir()
+    else:
+        make_node(node, kind)
+    studio.write_config(output_file=str(node))
+    before, outside = studio.state(), studio.outside()
+    for verb in (["link", "--no-extract"], ["extract"], ["validate"]):
+        code = main([*verb, "--config", str(studio.config_path)])
+        one_sentence(capsys, code, "`paths.output_file`", "not a regular file")
+    assert sorted(path.name for path in node.parent.iterdir()) == ["training_data.jsonl"]  # no data/ beside it
+    unchanged(studio, before, outside)
+
+
+def test_write_atomic_refuses_devices_and_folders_on_the_way(tmp_path):
+    from engine.errors import StudioError
+    from engine.store import write_atomic
+
+    device = make_node(tmp_path / "null", "device")
+    with pytest.raises(StudioError, match="is a device, not a regular file"):
+        write_atomic(device, "x")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StudioError, match="file is a regular file, not a folder"):
+        write_atomic(tmp_path / "file" / "inside" / "out.json", "x")
+    assert stat.S_ISCHR(device.lstat().st_mode) and (tmp_path / "file").read_text() == "x"
+
+
+def test_exports_and_reports_follow_the_umask_and_a_replaced_file_keeps_its_mode(studio, capsys, pairs_file):
+    """Defect 17: every file was created 0600, so teammates could not read an export or a report."""
+    previous = os.umask(0o022)
+    try:
+        kept = studio.root / "kept.txt"
+        kept.write_text("x")
+        os.chmod(kept, 0o600)
+        report = studio.root / "team" / "report.txt"
+        assert main(["validate", "--input", str(pairs_file), "--workspace", str(studio.workspace),
+                     "--report", str(report), "--json", str(kept)]) == 0
+        assert main(["export", "--input", str(pairs_file), "--workspace", str(studio.workspace),
+                     "--out", str(studio.root / "export")]) == 0
+        capsys.readouterr()
+        assert stat.S_IMODE(report.stat().st_mode) == 0o644
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        exported = sorted((studio.root / "export").iterdir())
+        assert exported and all(stat.S_IMODE(path.stat().st_mode) == 0o644 for path in exported)
+        os.umask(0o002)
+        assert main(["validate", "--input", str(pairs_file), "--workspace", str(studio.workspace),
+                     "--report", str(studio.root / "team" / "group.txt")]) == 0
+        capsys.readouterr()
+        assert stat.S_IMODE((studio.root / "team" / "group.txt").stat().st_mode) == 0o664
+    finally:
+        os.umask(previous)
+
+# -- the workspace is busy, not broken --------------------------------------------------------------------------------
+def test_a_workspace_busy_longer_than_the_timeout_is_reported_busy_and_left_intact(studio, capsys, monkeypatch):
+    """Defect 8: the advice was to "move it away", which would throw away every review and run."""
+    from engine import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_SECONDS", 0.3)
+    with ScreenpipeWriter(studio.db) as writer:  # something new to store, so extract has to write
+        writer.add_frame(BASE_TIME + timedelta(minutes=30), "A new screen: the retry budget dashboard shows three "
+                         "attempts per forecast request and the cache hit rate", "Grafana", "Retries")
+    before, outside = studio.state(), studio.outside()
+    holder = sqlite3.connect(studio.workspace / "studio.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+    try:
+        for argv in (["extract", "--config", str(studio.config_path)],
+                     ["scheduler", "run", "--job", "mining_code", "--config", str(studio.config_path)]):
+            code = main(argv)
+            sentence = one_sentence(capsys, code, "is busy", "try again")
+            assert "move it away" not in sentence
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    unchanged(studio, before, outside)
+    assert main(["extract", "--config", str(studio.config_path)]) == 0  # once free, the same run goes through
+    capsys.readouterr()
+
+# -- config values that used to crash later ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("scheduler", "debounce_seconds", "Infinity", "a number of seconds from 0"),
+    ("scheduler", "retry_delay_seconds", "1e300", "a number of seconds from 0"),
+    ("filtering", "top_k_matches", "1000000000", "a whole number from 1 to 1000"),
+    ("filtering", "top_k_matches", "1e9", "a whole number from 1 to 1000"),
+    ("linking", "time_window_days", "Infinity", "a number of days above 0"),
+    ("linking", "commit_offset_hours", "NaN", "a number of hours from 0"),
+    ("confidence", "min_confidence", "NaN", "a number between 0 and 1"),
+])
+def test_config_numbers_that_crashed_later_are_refused_when_it_loads(studio, capsys, section, key, value, expected):
+    """Defect 13: Infinity stopped the file watcher silently, 1e9 links per commit tried to allocate 89 GiB."""
+    text = json.dumps(json.loads(studio.config_path.read_text()) | {section: {key: "PLACEHOLDER"}})
+    studio.config_path.write_text(text.replace('"PLACEHOLDER"', value))
+    before, outside = studio.state(), studio.outside()
+    code = main(["extract", "--config", str(studio.config_path)])
+    one_sentence(capsys, code, f"`{section}.{key}`", expected)
+    unchanged(studio, before, outside)
+
+
+def test_link_flags_out_of_range_are_a_usage_error(studio, capsys):
+    for flag, value in (("--top-k", "1000000000"), ("--min-confidence", "nan")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["link", "--config", str(studio.config_path), flag, value])
+        assert exit_info.value.code == 2
+        assert f"error: argument {flag}" in capsys.readouterr()[1]
+
+# -- the CLI's help --------------------------------------------------------------------------------------------------
+def test_train_help_prints_its_text_not_a_dict(capsys):
+    """Defect 18: an unescaped % in --grad-checkpoint's help made argparse print its own dict."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr()[0]
+    assert "about 30% slower" in " ".join(out.split())
+    assert "{'" not in out and "'option_strings'" not in out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.cli import number_in
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.export import export_dataset
 from engine.dataset.quality import TIERS
@@ -23,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", default="default", help="dataset name: writes <workspace>/datasets/NAME/")
     parser.add_argument("--out", help="write to this folder instead")
     parser.add_argument("--min-tier", choices=TIERS, default="bronze", help="lowest quality tier kept")
-    parser.add_argument("--min-confidence", type=float, help="default: the config's confidence.min_confidence")
-    parser.add_argument("--valid-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--min-confidence", type=number_in(0, 1),
+                        help="default: the config's confidence.min_confidence")
+    parser.add_argument("--valid-fraction", type=number_in(0, 1), default=0.1)
+    parser.add_argument("--test-fraction", type=number_in(0, 1), default=0.1)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 

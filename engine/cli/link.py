@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace, number_in
+from engine.config import MAX_TOP_K
 from engine.extract import extract
 from engine.linking.link import LinkResult, link
 from engine.linking.matcher import MODES
@@ -20,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
-    parser.add_argument("--min-confidence", type=float, help="keep links at or above this (default: the config's "
-                        "confidence.min_confidence)")
-    parser.add_argument("--top-k", type=int, help="links per commit (default: filtering.top_k_matches)")
+    parser.add_argument("--min-confidence", type=number_in(0, 1), help="keep links at or above this (default: the "
+                        "config's confidence.min_confidence)")
+    parser.add_argument("--top-k", type=number_in(1, MAX_TOP_K, whole=True),
+                        help=f"links per commit, 1 to {MAX_TOP_K} (default: filtering.top_k_matches)")
     parser.add_argument("--no-extract", action="store_true", help="link what the workspace holds, read nothing new")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)

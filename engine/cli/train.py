@@ -24,6 +24,11 @@ _FLAGS = [
 ]
 
 
+def _help(text: str | None) -> str | None:
+    """argparse formats help with %: a literal percent sign ("30% slower") must be doubled."""
+    return text.replace("%", "%%") if text else text
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
@@ -37,9 +42,10 @@ def register(subparsers) -> None:
                         help="8gb: batch 1, grad accumulation 4, max seq 512, grad checkpoint, rank 4")
     parser.add_argument("--config", help="a YAML file with mlx-lm training options")
     for flag, kind, key in _FLAGS:
-        parser.add_argument(flag, type=kind, dest=key, default=None, help=PARAMETER_HELP.get(key))
-    parser.add_argument("--grad-checkpoint", action="store_true", default=None, help=PARAMETER_HELP["grad_checkpoint"])
-    parser.add_argument("--mask-prompt", action="store_true", default=None, help=PARAMETER_HELP["mask_prompt"])
+        parser.add_argument(flag, type=kind, dest=key, default=None, help=_help(PARAMETER_HELP.get(key)))
+    parser.add_argument("--grad-checkpoint", action="store_true", default=None,
+                        help=_help(PARAMETER_HELP["grad_checkpoint"]))
+    parser.add_argument("--mask-prompt", action="store_true", default=None, help=_help(PARAMETER_HELP["mask_prompt"]))
     parser.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=None,
                         help="skip the base-model comparison and generation check after training")
     parser.add_argument("--force", action="store_true", help="train even below --min-samples (default 100)")

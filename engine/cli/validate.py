@@ -9,9 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
+from engine.cli import number_in
 from engine.dataset.validate import validate_dataset
 from engine.progress import TqdmProgress
-from engine.store import Workspace, resolve_workspace, write_atomic
+from engine.store import Workspace, output_target, resolve_workspace, write_atomic
 
 EXIT_UNRESOLVED = 3
 
@@ -61,14 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", help="also write the text report to this file")
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON to this file")
     parser.add_argument("--findings", help="write the sensitive-data findings (offsets, never values) to this file")
-    parser.add_argument("--min-confidence", type=float, help="link confidence below which a pair is demoted "
-                        "(default: the config's confidence.min_confidence, else 0.6)")
-    parser.add_argument("--sample", type=int, default=10, help="unflagged pairs to queue for review (default 10)")
+    parser.add_argument("--min-confidence", type=number_in(0, 1), help="link confidence below which a pair is "
+                        "demoted (default: the config's confidence.min_confidence, else 0.6)")
+    parser.add_argument("--sample", type=number_in(0, 100_000, whole=True), default=10,
+                        help="unflagged pairs to queue for review (default 10)")
     parser.add_argument("--tokenizer", help="model id or folder whose tokenizer counts tokens (default: tiktoken)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    outputs = [Path(path).expanduser() for path in (args.report, args.json_path, args.findings) if path]
+    for path in outputs:  # before any work: a device or folder there is refused, not replaced at the end
+        output_target(path)
     source, workspace = resolve_input(args)
     progress = TqdmProgress()
     try:
