@@ -476,3 +476,64 @@ def test_train_help_prints_its_text_not_a_dict(capsys):
     out = capsys.readouterr()[0]
     assert "about 30% slower" in " ".join(out.split())
     assert "{'" not in out and "'option_strings'" not in out
+
+# -- inputs: pipes and devices are never opened ----------------------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_validate_input_that_is_a_fifo_or_device_is_refused_without_waiting(studio, capsys, kind):
+    """Defect 12: `validate --input` on a FIFO waited forever; on a /dev/zero-like device it looped."""
+    node = make_node(studio.root / "pairs.jsonl", kind)
+    before, outside = studio.state(), studio.outside()
+    code = main(["validate", "--input", str(node), "--workspace", str(studio.workspace)])
+    one_sentence(capsys, code, "is not a regular file")
+    unchanged(studio, before, outside)
+
+# -- JSON with lone surrogates -----------------------------------------------------------------------------------------
+def test_a_lone_surrogate_in_a_conversation_log_is_a_skipped_line_not_a_crash(studio, capsys):
+    """Defect 4: `"\\ud800"` is valid JSON but half a character: collect crashed (and every scheduled run after)."""
+    log = studio.root / "conversations" / "chat.jsonl"
+    log.parent.mkdir()
+    good = {"messages": [{"role": "user", "content": "How do I retry a 503 answer with backoff?"},
+                         {"role": "assistant", "content": "Wrap the call in a loop with exponential backoff and "
+                                                          "jitter, and give up after three attempts."}]}
+    bad = json.dumps(good).replace("How do I", "How do I \\ud800")
+    log.write_text(json.dumps(good) + "\n" + bad + "\n", encoding="utf-8")
+    raw = json.loads(studio.config_path.read_text())
+    raw["collect"] = {"conversation_logs": [str(log)]}
+    studio.config_path.write_text(json.dumps(raw))
+    assert main(["collect", "--config", str(studio.config_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    result = json.loads(out)
+    assert result["total_new"] >= 1
+    assert "lone surrogate" in json.dumps(result)
+    assert main(["collect", "--config", str(studio.config_path)]) == 0  # and the next run too
+    capsys.readouterr()
+    assert studio.state()["integrity"] == "ok"
+
+
+def test_a_lone_surrogate_in_a_pairs_file_is_an_unreadable_line_and_export_writes_a_whole_folder(
+        studio, capsys, pairs_file):
+    """Defect 4: export crashed after writing train.jsonl, leaving a half-written folder."""
+    lines = pairs_file.read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[3])
+    record["output"] += "\ud800"
+    lines[3] = json.dumps(record)  # ensure_ascii escapes it: "\ud800", valid JSON
+    assert "\\ud800" in lines[3]
+    pairs_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out_dir = studio.root / "export"
+    assert main(["export", "--input", str(pairs_file), "--workspace", str(studio.workspace), "--out", str(out_dir),
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    result = json.loads(out)
+    assert result["excluded"]["unreadable line"] == 1
+    written = sorted(path.name for path in out_dir.iterdir())
+    assert written == sorted(["export.json"] + [f"{name}.jsonl" for name, count in result["counts"].items() if count])
+    assert sum(len((out_dir / f"{name}.jsonl").read_text().splitlines())
+               for name, count in result["counts"].items() if count) == sum(result["counts"].values())
+    assert main(["validate", "--input", str(pairs_file), "--workspace", str(studio.workspace), "--json",
+                 str(studio.root / "report.json")]) == 0
+    capsys.readouterr()
+    bad = json.loads((studio.root / "report.json").read_text())["bad_lines"]
+    assert [line["line"] for line in bad] == [4] and "lone surrogate" in bad[0]["error"]

@@ -100,19 +100,20 @@ def export_dataset(path: str | Path, workspace: Workspace, name: str = "default"
             redacted += 1
         lines.append(dumps_line(to_completion(record)))
     splits = split_by_hash([pair.pair_hash for pair in chosen], valid_fraction, test_fraction)
-    counts = {}
-    for split_name in ("train", "valid", "test"):
-        indexes = splits[split_name]
-        counts[split_name] = len(indexes)
-        target = folder / f"{split_name}.jsonl"
-        if indexes:
-            write_atomic(target, "".join(lines[i] + "\n" for i in indexes))
-        elif target.exists():
-            target.unlink()  # a stale test.jsonl from an earlier export would be trained on as if current
+    counts = {split_name: len(splits[split_name]) for split_name in ("train", "valid", "test")}
     preview = [json.loads(lines[i]) for i in splits["train"][:3]]
     result = ExportResult(str(folder), counts, redacted, dict(excluded.most_common()), preview)
     summary = {key: value for key, value in result.to_dict().items() if key != "preview"}
     manifest = {**summary, "source": str(analysis.path), "min_tier": min_tier,
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "format": "completions"}
-    write_atomic(folder / "export.json", json.dumps(manifest, indent=2) + "\n")
+    # Every file's bytes first, so a problem in any of them leaves the folder as it was, not half-written.
+    files = {f"{split_name}.jsonl": "".join(lines[i] + "\n" for i in splits[split_name]).encode("utf-8")
+             for split_name in counts if counts[split_name]}
+    files["export.json"] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    for name, data in files.items():
+        write_atomic(folder / name, data)
+    for split_name in counts:
+        stale = folder / f"{split_name}.jsonl"
+        if not counts[split_name] and stale.exists():
+            stale.unlink()  # a stale test.jsonl from an earlier export would be trained on as if current
     return result

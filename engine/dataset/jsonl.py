@@ -1,11 +1,14 @@
 """Reading training-data JSONL robustly: every line yields either a record or a one-sentence reason, never an
-exception. Truncated lines, non-UTF-8 bytes, values that are not objects, blank lines and oversized lines are
-reported with their line number; memory stays bounded by `max_line_bytes` whatever the file holds."""
+exception. Truncated lines, non-UTF-8 bytes, lone surrogate escapes, values that are not objects, blank lines and
+oversized lines are reported with their line number; memory stays bounded by `max_line_bytes` whatever the file
+holds."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,8 @@ from engine.errors import StudioError
 # A training pair longer than this is junk for fine-tuning (the quality bound is 50,000 characters); reading stops
 # buffering such a line so one runaway line cannot exhaust memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# A \uD800-\uDFFF escape is valid JSON but only half of a character; alone it cannot be written as UTF-8 again.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass(slots=True)
@@ -53,10 +58,22 @@ def _parse(line_number: int, raw: bytes) -> JsonlLine:
         return JsonlLine(line_number, None, f"line {line_number} is not valid JSON ({where}{hint})", size)
     except RecursionError:
         return JsonlLine(line_number, None, f"line {line_number} is nested too deeply to read", size)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        return JsonlLine(line_number, None, f"line {line_number} holds a lone surrogate escape (\\ud800 to \\udfff "
+                                            "without its pair), which is half a character and cannot be written back",
+                         size)
     if not isinstance(value, dict):
         kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "null")
         return JsonlLine(line_number, None, f"line {line_number} is a JSON {kind}, expected an object", size)
     return JsonlLine(line_number, value, None, size)
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_jsonl(path: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[JsonlLine]:
@@ -67,6 +84,12 @@ def read_jsonl(path: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES) ->
         raise StudioError(f"The training data file {path} does not exist.")
     if path.is_dir():
         raise StudioError(f"{path} is a folder; give the path of a .jsonl file.")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise StudioError(f"The training data file {path} cannot be read: {exc.strerror}.") from exc
+    if not stat.S_ISREG(mode):  # opening a FIFO waits for a writer forever; a device like /dev/zero never ends
+        raise StudioError(f"{path} is not a regular file (a pipe, device or socket); give the path of a .jsonl file.")
     try:
         handle = path.open("rb")
     except OSError as exc:
