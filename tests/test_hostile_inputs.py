@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -537,3 +538,23 @@ def test_a_lone_surrogate_in_a_pairs_file_is_an_unreadable_line_and_export_write
     capsys.readouterr()
     bad = json.loads((studio.root / "report.json").read_text())["bad_lines"]
     assert [line["line"] for line in bad] == [4] and "lone surrogate" in bad[0]["error"]
+
+# -- git ---------------------------------------------------------------------------------------------------------------
+def test_a_shallow_clone_extracts_with_its_boundary_commit_read_as_a_root(studio, capsys):
+    """Defect 3: `git clone --depth N` crashed extract with `bad object` on the boundary commit's parent."""
+    for index in range(4):
+        studio.repo.commit(f"Add the retry module part {index}",
+                           {f"retry_{index}.py": "".join(f"step_{i} = backoff({i})\n" for i in range(7))},
+                           BASE_TIME + timedelta(hours=index + 1))
+    shallow = studio.root / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{studio.repo.path}", str(shallow)], check=True,
+                   capture_output=True)
+    assert (shallow / ".git" / "shallow").exists()
+    studio.write_config(git_repo=str(shallow))
+    assert main(["extract", "--config", str(studio.config_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    git_report = next(report for report in json.loads(out)["sources"] if report["source"] == "git shallow")
+    assert git_report["rows_read"] == 2 and git_report["kept"] == 2
+    assert any("shallow clone" in note for note in git_report["notes"])
+    assert studio.state()["integrity"] == "ok"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.collect.examples import Example, Skip
 from engine.dataset.tokens import get_tokenizer
-from engine.sources.git_log import EMPTY_TREE, _change_type, _split_diff
+from engine.sources.git_log import _change_type, _split_diff, commit_diffs, shallow_boundary
 
 MAX_MESSAGE_CHARS = 10_000
 MIN_SUBJECT_WORDS = 4
@@ -201,8 +201,7 @@ def files_from_git(repo, sha: str) -> list[dict] | None:
 
     try:
         commit = repo.commit(sha)
-        parent = commit.parents[0] if commit.parents else repo.tree(EMPTY_TREE)
-        diffs = parent.diff(commit, create_patch=True, **({"M": True} if commit.parents else {}))
+        diffs, _ = commit_diffs(repo, commit, shallow_boundary(repo))
     except (ValueError, git.GitError):
         return None
     files = []

@@ -59,6 +59,26 @@ def _change_type(diff: git.Diff) -> str:
     return "M"
 
 
+def shallow_boundary(repo: git.Repo) -> set[str]:
+    """The commits at the edge of a shallow clone (`git clone --depth N`): their parents are not in the repository."""
+    try:
+        return set((Path(repo.common_dir) / "shallow").read_text().split())
+    except OSError:
+        return set()
+
+
+def commit_diffs(repo: git.Repo, commit: git.Commit, boundary: set[str]) -> tuple[list, bool]:
+    """(the commit's diff against its first parent, False), or against the empty tree when it has no parent in
+    this repository (a root commit, or the edge of a shallow clone), True."""
+    if commit.parents and commit.hexsha not in boundary:
+        try:
+            return commit.parents[0].diff(commit, create_patch=True, M=True), False
+        except git.GitCommandError as exc:
+            if "bad object" not in str(exc) and "unknown revision" not in str(exc):
+                raise
+    return repo.tree(EMPTY_TREE).diff(commit, create_patch=True), True
+
+
 def read_commits(
     repo_path: Path,
     code_extensions: list[str],
@@ -80,12 +100,14 @@ def read_commits(
         except git.GitCommandError:
             report.notes.append(f"{after_sha[:10]} is gone from the repository; reading history again")
     extensions = {ext.lower() for ext in code_extensions}
+    boundary, noted = shallow_boundary(repo), False
     for commit in repo.iter_commits(rev, max_count=max_commits, no_merges=True):
         report.rows_read += 1
-        if commit.parents:
-            diffs = commit.parents[0].diff(commit, create_patch=True, M=True)
-        else:
-            diffs = repo.tree(EMPTY_TREE).diff(commit, create_patch=True)
+        diffs, as_root = commit_diffs(repo, commit, boundary)
+        if as_root and commit.parents and not noted:
+            report.notes.append(f"{repo_path.name} is a shallow clone: a commit whose parent is not in it is read "
+                                "as a root commit (every file added); `git fetch --unshallow` reads it properly")
+            noted = True
         files = []
         for diff in diffs:
             path = diff.b_path or diff.a_path
