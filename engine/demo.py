@@ -443,5 +443,5 @@ def _build_into(folder: Path) -> None:
     conversations.mkdir()
     (conversations / "assistant.jsonl").write_text("\n".join(conversation_lines()) + "\n", encoding="utf-8")
     _write_json(folder / CONFIG_NAME, PIPELINE_CONFIG)
-    build_widget_gallery(folder / "widget_gallery", folder / PIPELINE_CONFIG["studio"]["workspace"] / "widgets")
+    build_widget_gallery(folder / PIPELINE_CONFIG["studio"]["workspace"] / "widgets")
     _write_json(folder / GROUND_TRUTH_NAME, _ground_truth(shas, touched, captures, frame_ids, utterances, audio_ids))

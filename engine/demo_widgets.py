@@ -229,18 +229,19 @@ def _zip(members: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def build_widget_gallery(gallery: Path, widgets_folder: Path) -> Path:
-    """Write the archives into `gallery` and the manifest (the seed's widget_list.json) into `widgets_folder`,
-    with download URLs relative to the manifest's folder. Returns the manifest path."""
+def build_widget_gallery(widgets_folder: Path) -> Path:
+    """Write the archives into `widgets_folder`/gallery and the manifest (the seed's widget_list.json) into
+    `widgets_folder`, with download URLs relative to the manifest's folder (the downloader reads local archives only
+    from inside it). Returns the manifest path."""
+    gallery = widgets_folder / "gallery"
     gallery.mkdir(parents=True, exist_ok=True)
-    widgets_folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for index, (widget_id, name, author, description, members) in enumerate(WIDGETS):
         archive = gallery / f"{widget_id}.widget.zip"
         archive.write_bytes(_zip(members))
         entry = {"id": widget_id, "name": name, "author": author, "user": widget_id.lower(), "repo": widget_id,
                  "description": description, "screenshotUrl": f"https://example.invalid/{widget_id}.png",
-                 "downloadUrl": Path("..", "..", gallery.name, archive.name).as_posix(),
+                 "downloadUrl": Path(gallery.name, archive.name).as_posix(),
                  "repoUrl": f"https://github.com/{widget_id.lower()}/{widget_id}",
                  "modifiedAt": 1_759_300_000_000 + index * 86_400_000}
         entries.append({key: value for key, value in entry.items() if value is not None})

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -558,3 +559,124 @@ def test_a_shallow_clone_extracts_with_its_boundary_commit_read_as_a_root(studio
     assert git_report["rows_read"] == 2 and git_report["kept"] == 2
     assert any("shallow clone" in note for note in git_report["notes"])
     assert studio.state()["integrity"] == "ok"
+
+# -- widget archives and manifests ------------------------------------------------------------------------------------
+def write_zip(path: Path, members: dict[str, str]) -> Path:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def widgets_folder(root: Path, entries: list[dict]) -> Path:
+    folder = root / "widgets"
+    folder.mkdir(exist_ok=True)
+    (folder / "widget_list.json").write_text(json.dumps({"widgets": entries}))
+    return folder
+
+
+def test_an_archive_member_2000_folders_deep_fails_that_widget_alone_and_the_log_is_written(tmp_path, capsys):
+    """Defect 5: one such member aborted the whole download with a RecursionError and no download log."""
+    folder = widgets_folder(tmp_path, [{"id": "deep", "downloadUrl": "gallery/deep.zip"},
+                                       {"id": "clock", "downloadUrl": "gallery/clock.zip"}])
+    write_zip(folder / "gallery" / "deep.zip", {"Deep.widget/index.jsx": "export const render = () => 1",
+                                                "a/" * 2000 + "index.jsx": "x"})
+    write_zip(folder / "gallery" / "clock.zip", {"Clock.widget/index.jsx": "export const render = () => 2"})
+    code = main(["widgets", "download", "--manifest", str(folder / "widget_list.json"),
+                 "--downloads", str(folder / "downloads")])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err and "RecursionError" not in err
+    failed = [line for line in err.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and "2,001 folders deep" in failed[0] and len(failed[0]) < 400
+    log = json.loads((folder / "downloads" / ".download_log.json").read_text())
+    assert log["deep"]["status"] == "failed" and log["clock"]["status"] == "downloaded"
+    assert not (folder / "downloads" / "deep").exists()
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/", "http://10.1.2.3/w.zip",
+    "http://192.168.0.10/w.zip", "http://127.0.0.1:9/w.zip", "http://localhost:9/w.zip", "http://[::1]:9/w.zip",
+    "http://[fd00::1]/w.zip", "http://0.0.0.0/w.zip", "file:///etc/passwd", "/etc/passwd", "../../secret.zip",
+    "~/secret.zip", "ftp://example.com/w.zip",
+])
+def test_a_strangers_manifest_cannot_make_the_downloader_fetch_private_or_local_things(tmp_path, capsys, url):
+    """Defect 7: only http(s) to public hosts (loopback when asked for), no local paths outside the manifest."""
+    folder = widgets_folder(tmp_path, [{"id": "w", "downloadUrl": url}])
+    code = main(["widgets", "download", "--manifest", str(folder / "widget_list.json"),
+                 "--downloads", str(folder / "downloads"), "--retries", "0", "--timeout", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    reason = next(line for line in err.splitlines() if line.startswith("failed: w: "))
+    assert any(words in reason for words in ("private, loopback or link-local", "outside the manifest's folder",
+                                             "only http(s) URLs")), reason
+    assert not any(path.name == "w" for path in (folder / "downloads").iterdir())
+
+
+class Redirector:
+    """A loopback server: /same redirects within the host, /cross to the same machine by another name."""
+
+    def __init__(self, archive: bytes):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                if self.path == "/same":
+                    self.send_response(302)
+                    self.send_header("Location", "/files/w.zip")
+                elif self.path == "/cross":
+                    self.send_response(302)
+                    self.send_header("Location", f"http://localhost:{outer.port}/files/w.zip")
+                elif self.path == "/files/w.zip":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(archive)))
+                else:
+                    self.send_response(404)
+                self.end_headers()
+                if self.path == "/files/w.zip":
+                    self.wfile.write(archive)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_redirects_are_followed_within_the_host_only(tmp_path):
+    from engine.widgets.download import DownloadLimits, download_widgets
+    from engine.widgets.manifest import parse_manifest
+
+    archive = write_zip(tmp_path / "w.zip", {"W.widget/index.jsx": "export const render = () => 1"}).read_bytes()
+    server = Redirector(archive)
+    try:
+        manifest = parse_manifest({"widgets": [
+            {"id": "same", "downloadUrl": f"http://127.0.0.1:{server.port}/same"},
+            {"id": "cross", "downloadUrl": f"http://127.0.0.1:{server.port}/cross"}]})
+        limits = DownloadLimits(timeout=5, retries=0, allow_loopback=True)
+        report = download_widgets(manifest.widgets, tmp_path / "downloads", limits)
+    finally:
+        server.close()
+    by_id = {result.widget_id: result for result in report.results}
+    assert by_id["same"].status == "downloaded"
+    assert by_id["cross"].status == "failed" and "redirects to another host (localhost)" in by_id["cross"].reason
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--timeout", "-1"), ("--timeout", "nan"), ("--max-expanded-mb", "nan"),
+                                             ("--max-expanded-mb", "inf"), ("--retries", "-3"), ("--workers", "0")])
+def test_widget_download_flags_out_of_range_are_a_usage_error(tmp_path, capsys, flag, value):
+    """Defect 14: `--timeout -1` and `--max-expanded-mb nan` gave tracebacks."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["widgets", "download", "--manifest", str(tmp_path / "none.json"), flag, value])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"error: argument {flag}: " in err.splitlines()[-1]

@@ -13,7 +13,7 @@ from engine.widgets.download import DownloadLimits, download_widgets, extract_ar
 from engine.widgets.manifest import load_manifest, normalize_download_url, parse_manifest, select_widgets
 from tests.widget_fixtures import LoopbackServer, build_gallery, tree, write_manifest, zip_bytes
 
-LIMITS = DownloadLimits(max_expanded_bytes=1024 * 1024, timeout=5, retries=2, backoff=0.05)
+LIMITS = DownloadLimits(max_expanded_bytes=1024 * 1024, timeout=5, retries=2, backoff=0.05, allow_loopback=True)
 
 
 @pytest.fixture
@@ -81,20 +81,35 @@ def test_server_errors_are_retried_and_client_errors_are_not(gallery):
     assert server.state.requests.count("/missing.widget.zip") == 1
 
 
-def test_local_paths_and_file_urls_work(tmp_path):
-    (tmp_path / "archives").mkdir()
-    (tmp_path / "archives" / "a.zip").write_bytes(zip_bytes({"A.widget/index.jsx": "export const render = () => 1"}))
+def test_local_archives_only_from_inside_the_manifests_folder(tmp_path):
+    """A manifest is a stranger's file: it may name archives in its own folder, never file:// URLs, absolute
+    paths, `..` or a link leading out (issue 15, defect 7)."""
+    folder = tmp_path / "widgets"
+    (folder / "archives").mkdir(parents=True)
+    (folder / "archives" / "a.zip").write_bytes(zip_bytes({"A.widget/index.jsx": "export const render = () => 1"}))
+    (tmp_path / "private.zip").write_bytes(zip_bytes({"P.widget/index.jsx": "export const render = () => 2"}))
+    (folder / "archives" / "out.zip").symlink_to(tmp_path / "private.zip")
     manifest = parse_manifest({"widgets": [
         {"id": "relative", "downloadUrl": "archives/a.zip"},
-        {"id": "file-url", "downloadUrl": (tmp_path / "archives" / "a.zip").as_uri()},
+        {"id": "file-url", "downloadUrl": (folder / "archives" / "a.zip").as_uri()},
+        {"id": "absolute", "downloadUrl": str(tmp_path / "private.zip")},
+        {"id": "parent", "downloadUrl": "../private.zip"},
+        {"id": "home", "downloadUrl": "~/private.zip"},
+        {"id": "link-out", "downloadUrl": "archives/out.zip"},
         {"id": "absent", "downloadUrl": "archives/none.zip"},
         {"id": "ftp", "downloadUrl": "ftp://example.invalid/a.zip"},
     ]})
-    report = download_widgets(manifest.widgets, tmp_path / "downloads", LIMITS, base_dir=tmp_path)
+    report = download_widgets(manifest.widgets, tmp_path / "downloads", LIMITS, base_dir=folder)
     by_id = {r.widget_id: r for r in report.results}
-    assert by_id["relative"].status == by_id["file-url"].status == "downloaded"
+    assert by_id["relative"].status == "downloaded"
+    assert "only http(s) URLs and paths inside the manifest's folder" in by_id["file-url"].reason
+    for widget_id in ("absolute", "parent", "home"):
+        assert "outside the manifest's folder" in by_id[widget_id].reason, widget_id
+    assert "leads outside the manifest's folder" in by_id["link-out"].reason
     assert "does not exist" in by_id["absent"].reason
-    assert "only http(s) URLs and local paths" in by_id["ftp"].reason
+    assert "only http(s) URLs" in by_id["ftp"].reason
+    assert sorted(path.name for path in (tmp_path / "downloads").iterdir() if not path.name.startswith(".")) == [
+        "relative"]
 
 
 def test_archive_declaring_false_small_sizes_is_rejected(tmp_path, monkeypatch):
@@ -156,7 +171,7 @@ def test_cli_download_and_report_with_seed_default_paths(gallery, monkeypatch, c
     work = tmp_path / "cli"
     write_manifest(work / "widget_list.json", built.manifest)
     monkeypatch.chdir(work)
-    code = main(["widgets", "download", "--widgets", "clock,zipslip", "--max-expanded-mb", "1"])
+    code = main(["widgets", "download", "--widgets", "clock,zipslip", "--max-expanded-mb", "1", "--allow-loopback"])
     captured = capsys.readouterr()
     assert code == 1  # one widget failed
     assert "failed: zipslip: The archive member" in captured.err
@@ -186,7 +201,7 @@ def test_background_download_job_reports_progress_until_done(tmp_path):
     from engine.widgets import WidgetPaths
     from engine.widgets.jobs import download_job, progress_path, start_download_job
 
-    built = build_gallery(tmp_path / "served", str(tmp_path / "served"), extra_small=2)
+    built = build_gallery(tmp_path / "widgets" / "served", "served", extra_small=2)
     paths = WidgetPaths.under(tmp_path / "widgets")
     write_manifest(paths.manifest, built.manifest)
     assert download_job(paths) is None
@@ -225,6 +240,6 @@ def test_cli_widget_file_selects_widgets(gallery, monkeypatch, capsys):
     write_manifest(work / "widget_list.json", built.manifest)
     (work / "mine.txt").write_text("# my widgets\nclock\n\nbattery\n")
     monkeypatch.chdir(work)
-    assert main(["widgets", "download", "--widget-file", "mine.txt"]) == 0
+    assert main(["widgets", "download", "--widget-file", "mine.txt", "--allow-loopback"]) == 0
     assert "2 downloaded, 0 already there, 0 failed" in capsys.readouterr().out
     assert sorted(p.name for p in (work / "downloads").iterdir() if not p.name.startswith(".")) == ["battery", "clock"]

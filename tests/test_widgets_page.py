@@ -122,7 +122,7 @@ def test_download_button_runs_in_the_background_and_the_page_refreshes(tmp_path,
     from engine.widgets.jobs import download_job
     from tests.widget_fixtures import build_gallery, write_manifest
 
-    built = build_gallery(tmp_path / "served", str(tmp_path / "served"), extra_small=1)
+    built = build_gallery(tmp_path / "ws" / "widgets" / "served", "served", extra_small=1)
     paths = WidgetPaths.under(tmp_path / "ws" / "widgets")
     write_manifest(paths.manifest, built.manifest)
     at = run_page(tmp_path / "ws", monkeypatch)

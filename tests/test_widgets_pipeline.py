@@ -28,12 +28,12 @@ LIMIT = 1500  # small enough that the fixtures' big widgets exceed it
 
 def prepare(root, prompts=True):
     """Download the gallery from local paths, write the report and (optionally) the prompts; return the paths."""
-    built = build_gallery(root / "served", str(root / "served"), extra_small=8)
+    built = build_gallery(root / "served", "served", extra_small=8)
     paths = WidgetPaths.under(root)
     write_manifest(paths.manifest, built.manifest)
     manifest = load_manifest(paths.manifest)
     download_widgets(manifest.widgets, paths.downloads, DownloadLimits(max_expanded_bytes=1024 * 1024),
-                     log_path=paths.download_log)
+                     base_dir=paths.manifest.parent, log_path=paths.download_log)
     write_report(manifest, paths.downloads, paths.csv, paths.download_log)
     if prompts:
         generate_prompts(read_report(paths.csv), paths.downloads, paths.prompts)

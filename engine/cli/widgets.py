@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.cli import number_in
 from engine.progress import TqdmProgress
 from engine.widgets import WidgetPaths
 
@@ -27,19 +28,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     download = verbs.add_parser(
         "download", help="download and safely extract the manifest's archives",
-        description="Fetch each archive (http(s) URL or local path, relative to the manifest's folder) and extract "
-        "it into downloads/<id>/ with path, link and size checks. Widgets already there are skipped. Each failure "
-        "is reported and the rest go on; the exit code is 1 when any widget failed.",
+        description="Fetch each archive (an http(s) URL on a public host, or a path inside the manifest's folder) "
+        "and extract it into downloads/<id>/ with path, link and size checks. Widgets already there are skipped. "
+        "Each failure is reported and the rest go on; the exit code is 1 when any widget failed.",
     )
     _paths(download, "manifest", "downloads")
     chosen = download.add_mutually_exclusive_group()
     chosen.add_argument("--widgets", help="comma-separated widget ids (default: every widget in the manifest)")
     chosen.add_argument("--widget-file", help="a file with one widget id per line")
-    download.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    download.add_argument("--retries", type=int, default=2, help="retries after a network error or 5xx (default 2)")
-    download.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    download.add_argument("--max-expanded-mb", type=float, default=200.0,
+    download.add_argument("--timeout", type=number_in(0, 3600, above=True), default=30.0,
+                          help="seconds per request, above 0 and at most 3600 (default 30)")
+    download.add_argument("--retries", type=number_in(0, 10, whole=True), default=2,
+                          help="retries after a network error or 5xx, 0 to 10 (default 2)")
+    download.add_argument("--workers", type=number_in(1, 32, whole=True), default=4,
+                          help="parallel downloads, 1 to 32 (default 4)")
+    download.add_argument("--max-expanded-mb", type=number_in(0, 100_000, above=True), default=200.0,
                           help="reject an archive that expands past this many MB (default 200)")
+    download.add_argument("--allow-loopback", action="store_true",
+                          help="also fetch from 127.0.0.1 / ::1 (a local mirror or a test server); private and "
+                          "link-local hosts are never fetched")
     download.add_argument("--progress-file", help="also keep progress as JSON in this file (the app polls it)")
     download.set_defaults(func=run_download)
 
@@ -119,9 +126,8 @@ def run_download(args: argparse.Namespace) -> int:
     manifest = load_manifest(paths.manifest)
     ids = read_widget_file(Path(args.widget_file)) if args.widget_file else _ids(args.widgets)
     widgets = select_widgets(manifest, ids)
-    limits = DownloadLimits(
-        max_expanded_bytes=int(args.max_expanded_mb * 1024 * 1024), timeout=args.timeout, retries=max(0, args.retries)
-    )
+    limits = DownloadLimits(max_expanded_bytes=int(args.max_expanded_mb * 1024 * 1024), timeout=args.timeout,
+                            retries=args.retries, allow_loopback=args.allow_loopback)
     bars = TqdmProgress(min_total=2)
     progress_file = FileProgress(Path(args.progress_file)) if args.progress_file else None
 

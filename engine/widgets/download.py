@@ -1,29 +1,38 @@
 """Stage 1: fetch each widget's archive and extract it safely into `downloads/<widget id>/`.
 
+Manifests come from strangers too, so fetching goes only to http(s) URLs whose host resolves to public addresses
+(the connection goes to the address that was checked; loopback only when `allow_loopback` is set, for tests and
+local mirrors), follows redirects only within the host and its subdomains, and reads local archives only from
+inside the manifest's own folder: never file:// URLs, absolute paths or `..`, private networks or the cloud
+metadata address. Proxies from the environment are not used, since they would connect to hosts unchecked.
+
 Archives come from strangers (formats.md §2), so extraction checks every member before anything is written:
-no absolute paths, no `..` components, no links pointing out, a cap on the expanded size and the file count that
-is enforced on the bytes actually decompressed (a zip's declared sizes can lie). An archive that breaks a rule
-or is corrupt is rejected whole and reported; the other widgets go on. Extraction happens in a hidden staging
-folder inside downloads/ and is renamed into place only when complete, so a widget folder is never half there.
+no absolute paths, no `..` components, no paths deeper than 64 folders, no links pointing out, a cap on the
+expanded size and the file count that is enforced on the bytes actually decompressed (a zip's declared sizes can
+lie). An archive that breaks a rule or is corrupt is rejected whole and reported; the other widgets go on.
+Extraction happens in a hidden staging folder inside downloads/ and is renamed into place only when complete, so a
+widget folder is never half there.
 """
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
 import re
 import shutil
+import socket
+import ssl
 import stat
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from engine.errors import StudioError
 from engine.progress import ProgressFn, no_progress
@@ -53,6 +62,7 @@ class DownloadLimits:
     timeout: float = 30.0
     retries: int = 2
     backoff: float = 0.5
+    allow_loopback: bool = False  # tests and local mirrors on 127.0.0.1 / ::1; never private or link-local hosts
 
 
 @dataclass
@@ -87,16 +97,61 @@ class DownloadReport:
 # --- fetching -------------------------------------------------------------------------------------------------
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """urllib follows redirects to ftp:// too; a gallery archive has no business leaving http(s)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urlsplit(newurl).scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(newurl, code, f"redirect to a non-http URL {newurl}", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+MAX_REDIRECTS = 5
+MAX_MEMBER_DEPTH = 64  # folders in one archive member's path
+MAX_MEMBER_NAME = 1024  # characters in one archive member's path
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+class _Transient(Exception):
+    """A failure worth retrying (network, DNS, timeout, 5xx)."""
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A name or URL from a stranger, cut for a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def public_address(host: str, port: int, allow_loopback: bool = False) -> str:
+    """The address to connect to for `host`: every address it resolves to must be public (not private, loopback,
+    link-local such as the cloud metadata service 169.254.169.254, multicast or reserved); loopback only when
+    allowed. FetchError names the host and the address otherwise."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise _Transient(f"cannot resolve {_shown(host)} ({exc})") from None
+    chosen = None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not (address.is_global or (allow_loopback and address.is_loopback)):
+            raise FetchError(f"The download host {_shown(host)} is at {address}, a private, loopback or link-local "
+                             "address; only public hosts are fetched.")
+        chosen = chosen or str(address)
+    if chosen is None:
+        raise _Transient(f"{_shown(host)} has no address")
+    return chosen
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to whatever the name resolves to a moment later."""
+
+    def __init__(self, host: str, address: str, **kwargs):
+        super().__init__(host, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, address: str, **kwargs):
+        super().__init__(host, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # the name's certificate
 
 
 def _copy_capped(source, destination: Path, cap: int, what: str) -> int:
@@ -111,19 +166,29 @@ def _copy_capped(source, destination: Path, cap: int, what: str) -> int:
 
 
 def fetch_archive(location: str, destination: Path, limits: DownloadLimits, base_dir: Path | None = None) -> int:
-    """Copy the archive at `location` (http(s) URL, file:// URL or local path, relative to `base_dir`) to
-    `destination`; returns its size. Network errors and 5xx answers are retried with backoff; 4xx are not."""
+    """Copy the archive at `location` to `destination`; returns its size. `location` is an http(s) URL on a public
+    host, or a relative path inside `base_dir` (the manifest's own folder). Anything else a manifest names (file://,
+    an absolute path, `..`, a private or metadata address, a redirect to another host) is refused. Network errors
+    and 5xx answers are retried with backoff; 4xx and refusals are not."""
     scheme = urlsplit(location).scheme.lower()
     if scheme in ("http", "https"):
         return _fetch_http(location, destination, limits)
-    if scheme == "file":
-        path = Path(unquote(urlsplit(location).path))
-    elif scheme and len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a local path
-        raise FetchError(f"The download URL {location} uses {scheme}://; only http(s) URLs and local paths work.")
-    else:
-        path = Path(location).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+    if scheme and len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. an absolute local path
+        raise FetchError(f"The download URL {_shown(location)} uses {scheme}://; only http(s) URLs and paths inside "
+                         "the manifest's folder are fetched.")
+    return _copy_local(location, destination, limits, base_dir)
+
+
+def _copy_local(location: str, destination: Path, limits: DownloadLimits, base_dir: Path | None) -> int:
+    relative = PurePosixPath(location.replace("\\", "/"))
+    if base_dir is None or relative.is_absolute() or re.match(r"^([A-Za-z]:|~)", location) \
+            or ".." in relative.parts:
+        raise FetchError(f"The download path {_shown(location)} is outside the manifest's folder; a manifest may name "
+                         "http(s) URLs or archives inside its own folder.")
+    root = Path(base_dir).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):  # a symlink inside the folder pointing out of it
+        raise FetchError(f"The download path {_shown(location)} leads outside the manifest's folder.")
     if not path.is_file():
         raise FetchError(f"The archive {path} does not exist.")
     with open(path, "rb") as source:
@@ -135,31 +200,70 @@ def _fetch_http(url: str, destination: Path, limits: DownloadLimits) -> int:
     for attempt in range(limits.retries + 1):
         if attempt:
             time.sleep(limits.backoff * 2 ** (attempt - 1))
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         try:
-            with _OPENER.open(request, timeout=limits.timeout) as response:
-                return _copy_capped(response, destination, limits.max_archive_bytes, f"The download {url}")
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500:
-                raise FetchError(f"The server answered HTTP {exc.code} for {url}.") from exc
-            last_error = f"HTTP {exc.code}"
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            last_error = str(reason) or type(exc).__name__
-    raise FetchError(f"Fetching {url} failed after {limits.retries + 1} attempts (last: {last_error}).")
+            return _get(url, destination, limits)
+        except _Transient as exc:
+            last_error = str(exc)
+        except (TimeoutError, ConnectionError, ssl.SSLError, http.client.HTTPException, OSError) as exc:
+            last_error = str(exc) or type(exc).__name__
+    raise FetchError(f"Fetching {_shown(url)} failed after {limits.retries + 1} attempts (last: {last_error}).")
+
+
+def _get(url: str, destination: Path, limits: DownloadLimits) -> int:
+    """One GET with its redirects: each hop's host is checked and connected to by that checked address; a
+    redirect may stay on the host or go to one of its subdomains (github.com to codeload.github.com), no further."""
+    current, origin = url, (urlsplit(url).hostname or "").lower()
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(current)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host:
+            raise FetchError(f"The download URL {_shown(current)} is not an http(s) URL with a host.")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = public_address(host, port, limits.allow_loopback)
+        kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        conn = kind(host, address, port=port, timeout=limits.timeout)
+        try:
+            conn.request("GET", urlunsplit(("", "", parts.path or "/", parts.query, "")),
+                         headers={"User-Agent": USER_AGENT, "Host": parts.netloc.rsplit("@", 1)[-1]})
+            response = conn.getresponse()
+            if response.status in (301, 302, 303, 307, 308):
+                target = urljoin(current, response.getheader("Location") or "")
+                new_host = (urlsplit(target).hostname or "").lower()
+                if new_host != origin and not new_host.endswith("." + origin):
+                    raise FetchError(f"The download {_shown(url)} redirects to another host ({_shown(new_host)}); "
+                                     "only redirects within the same host are followed.")
+                current = target
+                continue
+            if response.status >= 500:
+                raise _Transient(f"HTTP {response.status}")
+            if response.status >= 400:
+                raise FetchError(f"The server answered HTTP {response.status} for {_shown(url)}.")
+            return _copy_capped(response, destination, limits.max_archive_bytes, f"The download {_shown(url)}")
+        finally:
+            conn.close()
+    raise FetchError(f"The download {_shown(url)} redirects more than {MAX_REDIRECTS} times.")
 
 
 # --- extracting -----------------------------------------------------------------------------------------------
 
 
 def _member_parts(name: str) -> tuple[str, ...]:
-    """The member's path components, or ArchiveError when the name is absolute or climbs out."""
+    """The member's path components, or ArchiveError when the name is absolute, climbs out, or is deeper or
+    longer than any widget needs (a 2,000-level path used to exhaust the recursion of creating its folders)."""
     normalized = name.replace("\\", "/")
     if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized):
-        raise ArchiveError(f"The archive member {name!r} has an absolute path.")
+        raise ArchiveError(f"The archive member {_shown(name)!r} has an absolute path.")
     parts = tuple(part for part in PurePosixPath(normalized).parts if part not in ("", "."))
     if ".." in parts:
-        raise ArchiveError(f"The archive member {name!r} points outside the folder (path traversal).")
+        raise ArchiveError(f"The archive member {_shown(name)!r} points outside the folder (path traversal).")
+    if len(parts) > MAX_MEMBER_DEPTH:
+        raise ArchiveError(f"The archive member {_shown(name)!r} is {len(parts):,} folders deep, more than "
+                           f"{MAX_MEMBER_DEPTH}.")
+    if len(name) > MAX_MEMBER_NAME:
+        raise ArchiveError(f"The archive member {_shown(name)!r} has a {len(name):,}-character path, longer than "
+                           f"{MAX_MEMBER_NAME:,}.")
+    if any(len(part.encode("utf-8")) > 255 for part in parts):
+        raise ArchiveError(f"The archive member {_shown(name)!r} has a name longer than 255 bytes.")
     return parts
 
 
@@ -171,12 +275,12 @@ def _check_link(archive: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[st
     """Links are never created; one whose target leaves the archive marks the archive as hostile."""
     target = archive.read(info, pwd=None)[:4096].decode("utf-8", "replace").replace("\\", "/")
     if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
-        raise ArchiveError(f"The archive member {info.filename!r} is a link pointing outside ({target}).")
+        raise ArchiveError(f"The archive member {_shown(info.filename)!r} is a link pointing outside ({target}).")
     depth = len(parts) - 1
     for part in PurePosixPath(target).parts:
         depth += -1 if part == ".." else (0 if part == "." else 1)
         if depth < 0:
-            raise ArchiveError(f"The archive member {info.filename!r} is a link pointing outside ({target}).")
+            raise ArchiveError(f"The archive member {_shown(info.filename)!r} is a link pointing outside ({target}).")
 
 
 def extract_archive_safely(
@@ -202,7 +306,7 @@ def extract_archive_safely(
             if not parts or _JUNK_PARTS & set(parts):
                 continue
             if info.flag_bits & 0x1:
-                raise ArchiveError(f"The archive member {info.filename!r} is encrypted.")
+                raise ArchiveError(f"The archive member {_shown(info.filename)!r} is encrypted.")
             if _is_link(info):
                 _check_link(archive, info, parts)
                 links += 1
@@ -223,7 +327,7 @@ def extract_archive_safely(
         for info, parts in plan:
             destination = target.joinpath(*parts)
             if not destination.resolve().is_relative_to(root):  # belt and braces after the name checks
-                raise ArchiveError(f"The archive member {info.filename!r} points outside the folder.")
+                raise ArchiveError(f"The archive member {_shown(info.filename)!r} points outside the folder.")
             if info.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
@@ -236,7 +340,7 @@ def extract_archive_safely(
                             raise ArchiveError(f"The archive expands past the {cap_mb:g} MB cap.")
                         out.write(chunk)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-                raise ArchiveError(f"The archive is corrupt at member {info.filename!r} ({exc}).") from exc
+                raise ArchiveError(f"The archive is corrupt at member {_shown(info.filename)!r} ({exc}).") from exc
         return ExtractResult(files=len(files), bytes=written, links_skipped=links)
 
 
@@ -269,6 +373,8 @@ def download_widget(
         return DownloadResult(widget.id, "failed", str(exc))
     except OSError as exc:
         return DownloadResult(widget.id, "failed", f"Writing the widget failed ({exc.strerror or exc}).")
+    except Exception as exc:  # noqa: BLE001 - one stranger's archive must never stop the others or the log
+        return DownloadResult(widget.id, "failed", f"The archive could not be handled ({type(exc).__name__}).")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
