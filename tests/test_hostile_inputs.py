@@ -680,3 +680,80 @@ def test_widget_download_flags_out_of_range_are_a_usage_error(tmp_path, capsys, 
     out, err = capsys.readouterr()
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert f"error: argument {flag}: " in err.splitlines()[-1]
+
+# -- training data -------------------------------------------------------------------------------------------------
+def test_a_train_jsonl_that_is_not_utf8_is_one_sentence_in_the_cli_and_not_a_500_in_the_api(studio, capsys):
+    """Defect 10: a traceback in the CLI; HTTP 500 from GET /api/training and GET /api/self."""
+    from tests.test_api import ApiServer
+
+    collected = studio.workspace / "datasets" / "collected"
+    collected.mkdir(parents=True)
+    (collected / "train.jsonl").write_bytes(b'{"text": "caf\xe9 and more"}\n' * 3)
+    (collected / "valid.jsonl").write_bytes(b'{"text": "fine"}\n')
+    before, outside = studio.state(), studio.outside()
+    code = main(["train", "--workspace", str(studio.workspace), "--data", str(collected)])
+    one_sentence(capsys, code, "train.jsonl line 1 is not UTF-8")
+    unchanged(studio, before, outside)
+    server = ApiServer(studio.config_path, studio.workspace, studio.root / "api.log")
+    try:
+        for path in ("/api/training", "/api/self"):
+            status, body = server.call("GET", path)
+            assert status == 200, (path, body)
+        status, body = server.call("GET", "/api/training")
+        assert "is not UTF-8" in body["data"]["readiness"]["exported"]["problem"]
+        # defect 15: bodies are capped, and an id is cut when a message names it
+        for chunked in (False, True):
+            status, body = post_huge(server.base, "/api/scheduler/run", 50_000_000, chunked)
+            assert status == 413 and "larger than 64 KB" in body["error"], chunked
+        status, body = server.call("POST", "/api/scheduler/run", {"job_id": "y" * 60_000})
+        assert status == 404 and len(body["error"]) < 300 and "yyyy…" in body["error"]
+        status, body = server.call("GET", "/api/" + "z" * 5000)
+        assert status == 404 and len(body["error"]) < 300
+    finally:
+        server.stop()
+    log = (studio.root / "api.log").read_text()
+    assert "Traceback" not in log
+
+
+def post_huge(base: str, path: str, size: int, chunked: bool = False) -> tuple[int, dict]:
+    """Send a `size`-byte JSON body (announced, or chunked), as far as the server takes it, and read the answer: a
+    server that refuses the body answers before reading it all."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    body = b'{"job_id": "' + b"x" * (size - 16) + b'"}'
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"{framing}\r\nConnection: close\r\n\r\n".encode())
+        try:
+            for start in range(0, len(body), 1 << 20):
+                piece = body[start:start + (1 << 20)]
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+        except OSError:
+            pass  # the server answered and closed before taking it all
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(text[text.index(b"{"):text.rindex(b"}") + 1])
+
+
+@pytest.mark.timeout(300)
+def test_training_without_valid_jsonl_completes(tmp_path):
+    """Defect 10: the launcher said a missing valid.jsonl only means no validation loss, then the run crashed."""
+    from engine.store import Workspace
+    from engine.training.launcher import plan_run
+    from tests.tiny_model import build_tiny_model, train_tiny, write_data_folder
+
+    model = build_tiny_model(tmp_path / "model")
+    data = write_data_folder(tmp_path / "data", valid=0, test=0)
+    plan = plan_run(data, str(model), preset="quick", force=True)
+    assert plan.data.valid == 0 and any("no valid.jsonl" in warning for warning in plan.warnings)
+    run = train_tiny(Workspace.open(tmp_path / "ws"), data, model)
+    assert run.status == "completed"
+    assert run.evaluation["generation"]["samples"]  # prompts came from train.jsonl, there being no held-out split

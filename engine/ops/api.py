@@ -12,7 +12,8 @@ pool and the server keeps answering while a job runs.
 
 Status codes: 400 invalid JSON or a domain error the user can fix (StudioError), 401 a missing or wrong token,
 404 an unknown job or path, 409 the state forbids it now (job already running, training running, not enough
-examples), 422 a well-formed body with a wrong or unknown field, 500 an unexpected error.
+examples), 413 a body over 64 KB (refused unread), 422 a well-formed body with a wrong or unknown field, 500 an
+unexpected error. A value from the request that a message quotes (a job id, a path) is cut to 80 characters.
 
 Access: with a token, every /api/* request needs `Authorization: Bearer <token>` (compared in constant time).
 /openapi.json and /docs stay open: they describe the endpoints and hold no data, and /docs has an Authorize
@@ -49,6 +50,7 @@ COLLECTED_FOLDER = ("datasets", "collected")
 # Module level: annotations are strings here (PEP 563), which FastAPI resolves against the module's globals.
 BEARER = HTTPBearer(auto_error=False, description="The token given to `python -m engine api --token`.")
 RECENT_RUNS = 20
+MAX_BODY_BYTES = 64 * 1024  # every body here is a few fields of JSON; a bigger one is refused unread (413)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------
@@ -144,6 +146,11 @@ def validation_sentence(errors: list[dict], body_fields: list[str] | None = None
     return 422, sentence + (f"; give {hint}." if hint and hint not in sentence else ".")
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """A value from the request, cut for a message (an id can be megabytes long)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
@@ -163,6 +170,41 @@ def is_loopback_name(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KB; this API takes small "
+                              "JSON objects.")
+
+
+class BodyCap:
+    """Bodies are read only up to MAX_BODY_BYTES: a larger declared Content-Length is refused before reading, and a
+    chunked body is refused as soon as it passes the cap (413, one sentence, as every other error)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            await _failure(413, _BodyTooLarge().detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def capped() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _BodyTooLarge  # FastAPI lets an HTTPException from the body through to the handlers
+            return message
+
+        await self.app(scope, capped, send)
 
 
 # -- request bodies --------------------------------------------------------------------------------------------
@@ -244,7 +286,13 @@ def training_readiness(config: PipelineConfig, ws: Workspace) -> dict:
     from engine.ops import stats
 
     readiness = stats.training_readiness(config, ws.root)
-    return {**readiness, "exported": data_readiness(config, ws)}
+    try:
+        exported = data_readiness(config, ws)
+    except StudioError as exc:  # a broken exported folder (not UTF-8, not JSON) is part of the answer, not a 500
+        exported = {"data_folder": str(ws.path(*COLLECTED_FOLDER)), "exists": True, "train": 0, "valid": 0,
+                    "test": 0, "examples": 0, "min_for_training": readiness["min_for_training"],
+                    "ready_to_train": False, "problem": str(exc)}
+    return {**readiness, "exported": exported}
 
 
 def _not_ready(config: PipelineConfig, ws: Workspace, readiness: dict, given: bool) -> str:
@@ -316,6 +364,7 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
                      "\"error\": \"one sentence\"} with a 4xx status."
                      + (" Every /api request needs `Authorization: Bearer <token>`." if token else "")),
     )
+    app.add_middleware(BodyCap)
     app.state.config_path = config_path
     app.state.workspace = ws
 
@@ -333,9 +382,9 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            message = f"There is no endpoint {request.url.path}; /docs lists the endpoints."
+            message = f"There is no endpoint {clip(request.url.path)}; /docs lists the endpoints."
         elif exc.status_code == 405:
-            message = f"{request.url.path} does not take {request.method}; /docs lists what it takes."
+            message = f"{clip(request.url.path)} does not take {request.method}; /docs lists what it takes."
         else:
             message = exc.detail if isinstance(exc.detail, str) else "The request was refused."
         return _failure(exc.status_code, message, headers=getattr(exc, "headers", None))
@@ -395,7 +444,7 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
         from engine.ops.jobs import JOB_IDS
 
         if job_id not in JOB_IDS:
-            raise NotFoundError(f"There is no job {job_id!r}; the jobs are {', '.join(JOB_IDS)}.")
+            raise NotFoundError(f"There is no job {clip(job_id)!r}; the jobs are {', '.join(JOB_IDS)}.")
 
     @api.get("/scheduler/status", summary="Whether a scheduler runs for this workspace, and every job")
     def scheduler_status() -> JSONResponse:

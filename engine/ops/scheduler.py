@@ -83,7 +83,9 @@ def _pid_alive(pid: int | None) -> bool:
 
 def _check_job_id(job_id: object) -> str:
     if not isinstance(job_id, str) or job_id not in JOBS:
-        raise SchedulerError(f"There is no job {job_id!r}; the jobs are {', '.join(JOB_IDS)}.")
+        shown = repr(job_id)
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"  # an id from a request can be megabytes long
+        raise SchedulerError(f"There is no job {shown}; the jobs are {', '.join(JOB_IDS)}.")
     return job_id
 
 

@@ -208,7 +208,9 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
     recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl")
     np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
     tic = time.perf_counter()
-    train_model(args, model, train_set, valid_set or None, recorder)
+    # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set is
+    # empty, but cannot wrap None.
+    train_model(args, model, train_set, valid_set, recorder)
     train_seconds = time.perf_counter() - tic
     say(f"trained {config['iters']} iterations in {train_seconds:.1f} s")
 
@@ -219,7 +221,8 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
         evaluation["adapter"] = heldout_losses(model, heldout, config["batch_size"], config["max_seq_length"],
                                                config["eval_batches"])
         say(f"adapter held-out loss: {_losses_text(evaluation['adapter'])}")
-        source = "test" if heldout["test"] is not None else "valid"
+        # prompts from a held-out split when there is one; without valid.jsonl and test.jsonl, from train.jsonl
+        source = "test" if heldout["test"] is not None else "valid" if heldout["valid"] is not None else "train"
         records = read_records(Path(record["data_dir"]) / f"{source}.jsonl", config["generation_prompts"])
         prompts = generation_prompts(records, tokenizer, config["generation_prompts"])
         evaluation["generation"] = generation_check(model, tokenizer, prompts, config["generation_tokens"],

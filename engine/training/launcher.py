@@ -246,8 +246,13 @@ def inspect_data_folder(path: str | os.PathLike) -> DataFolder:
 
 def _scan_jsonl(file: Path) -> tuple[int, str | None]:
     count, data_format = 0, None
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(file, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StudioError(f"{file} line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position "
+                                  f"{exc.start}); save the file as UTF-8.") from None
             if not line.strip():
                 if handle.read().strip():  # a trailing blank line is harmless; one in the middle breaks mlx-lm
                     raise StudioError(f"{file} line {number} is blank; mlx-lm stops loading at a blank line.")
