@@ -130,38 +130,37 @@ def _matches(value: str, patterns: list[str]) -> bool:
 
 # -- values as they come out of the database ---------------------------------------------------------------------
 def _decode(data: bytes) -> str:
-    """The connection's text factory: bytes that are not UTF-8 survive as lone surrogates, so a bad row can be
-    recognized and skipped instead of failing the whole batch."""
+    """The text factory of a batch that holds bytes that are not UTF-8: they survive as lone surrogates, so the bad
+    row can be recognized and skipped instead of failing the whole batch."""
     return data.decode("utf-8", "surrogateescape")
 
 
-def _text(value: object) -> tuple[str | None, str | None]:
-    """(text, None), or (None, reason to skip the row). A BLOB holding UTF-8 text is accepted as text."""
+def _text(value: object, lossy: bool = True) -> tuple[str | None, str | None]:
+    """(text, None), or (None, reason to skip the row). A BLOB holding UTF-8 text is accepted as text. `lossy`
+    says the batch was read keeping undecodable bytes; otherwise a str is valid UTF-8 already."""
+    if type(value) is str:
+        return (None, _NOT_UTF8) if lossy and _UNDECODABLE.search(value) else (value, None)
     if value is None:
         return None, None
     if isinstance(value, bytes):
         try:
-            value = value.decode("utf-8")
+            return value.decode("utf-8"), None
         except UnicodeDecodeError:
             return None, _NOT_UTF8
-    elif not isinstance(value, str):
-        value = str(value)
-    if _UNDECODABLE.search(value):
-        return None, _NOT_UTF8
-    return value, None
+    return _text(str(value))
 
 
-def _label(value: object) -> str | None:
+def _label(value: object, lossy: bool = True) -> str | None:
     """An app, window, device name or URL: never fails; undecodable bytes become U+FFFD; capped in length."""
+    if type(value) is str:
+        if lossy and _UNDECODABLE.search(value):
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return value if len(value) <= MAX_LABEL_CHARS else value[:MAX_LABEL_CHARS]
     if value is None:
         return None
     if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    elif not isinstance(value, str):
-        value = str(value)
-    elif _UNDECODABLE.search(value):
-        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return value[:MAX_LABEL_CHARS]
+        return _label(value.decode("utf-8", "replace"))
+    return _label(str(value))
 
 
 def _speaker(value: object) -> int | None:
@@ -204,6 +203,7 @@ class _Session:
         self.reader = reader
         self.conn: sqlite3.Connection | None = None
         self.signature: tuple | None = None
+        self.lossy = False  # the last batch held bytes that are not UTF-8 (read with _decode)
         self._open(immutable=reader.wal_mode and not any(reader.side_files().values()))
 
     def _open(self, immutable: bool) -> None:
@@ -213,8 +213,20 @@ class _Session:
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         """All rows of one query, read consistently; SourceError (one sentence, no row content) on failure."""
+        self.lossy = False
         try:
-            rows = self.conn.execute(sql, params).fetchall()
+            try:
+                rows = self.conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith("Could not decode to UTF-8"):
+                    raise
+                # Some value in this batch is not UTF-8: read the batch again keeping undecodable bytes (as lone
+                # surrogates) so that the row can be recognized and skipped. Batches without one stay fast.
+                self.conn.text_factory, self.lossy = _decode, True
+                try:
+                    rows = self.conn.execute(sql, params).fetchall()
+                finally:
+                    self.conn.text_factory = str
         except sqlite3.DatabaseError as exc:
             if self.immutable and self.reader.signature() != self.signature:
                 return self._again(sql, params)
@@ -335,7 +347,6 @@ class ScreenpipeReader:
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                    check_same_thread=False)
-            conn.text_factory = _decode
             conn.execute("PRAGMA query_only=ON")
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         except sqlite3.Error as exc:
@@ -440,7 +451,7 @@ class ScreenpipeReader:
                         f"SELECT {app_expr} AS app, COUNT(*) FROM frames f {join}"
                         " GROUP BY app ORDER BY COUNT(*) DESC LIMIT 8")
                 ] if app_expr != "NULL" else []
-        moments = sorted(m for m in (parse_screenpipe_timestamp(_label(s)) for s in stamps) if m)
+        moments = sorted(m for m in (parse_screenpipe_timestamp(s) for s in stamps) if m)
         return ScreenpipeInfo(
             path=self.path, era=self.era, tables=sorted(self.tables), frames=frames, audio=audio, legacy_ui=legacy,
             first_timestamp=iso_utc(moments[0]) if moments else None,
@@ -475,10 +486,14 @@ class ScreenpipeReader:
                                                           "app_name", "window_name", "browser_url") if name in frames]
         app, window = self._app_window_exprs()
         ocr = "o.text" if has_ocr else "NULL"
+        accessibility = column("accessibility_text")
+        if "full_text" in frames:  # when full_text holds the frame's text, the other texts are not even fetched
+            ocr = f"CASE WHEN TRIM(f.full_text) <> '' THEN NULL ELSE {ocr} END"
+            accessibility = f"CASE WHEN TRIM(f.full_text) <> '' THEN NULL ELSE {accessibility} END"
         join = "LEFT JOIN ocr_text o ON o.frame_id = f.id" if has_ocr else ""
         # Bound the batch by frames, not joined rows, so a frame with several ocr_text rows is never split.
         return (
-            f"SELECT f.id, f.timestamp, {column('full_text')}, {column('accessibility_text')}, "
+            f"SELECT f.id, f.timestamp, {column('full_text')}, {accessibility}, "
             f"{column('text_source')}, {ocr}, {app}, {window}, {column('browser_url')} "
             f"FROM (SELECT {', '.join(wanted)} FROM frames WHERE id > ? AND id <= ? ORDER BY id LIMIT ?) f "
             f"{join} ORDER BY f.id"
@@ -500,18 +515,19 @@ class ScreenpipeReader:
             top = session.rows("SELECT MAX(id) FROM frames")[0][0]
             top = top if isinstance(top, int) else 0
             newest = session.rows("SELECT timestamp FROM frames WHERE id = ?", (top,))
-            newest_moment = parse_screenpipe_timestamp(_label(newest[0][0])) if newest else None
+            newest_moment = parse_screenpipe_timestamp(newest[0][0]) if newest else None
             cursor_id, pending_from = after_id, None
             while cursor_id < top:
                 rows = session.rows(query, (cursor_id, top, BATCH_ROWS))
                 if not rows:
                     break
                 kept: list[Knowledge] = []
-                for frame_id, stamp, parts, app, window, url in _frames_of(rows):
+                lossy = session.lossy
+                for frame_id, stamp, full_text, accessibility, source, ocr, app, window, url in _frames_of(rows):
                     report.rows_read += 1
                     source_id = f"ocr:{frame_id}"
-                    moment = parse_screenpipe_timestamp(_label(stamp))
-                    text, problem = _frame_text(*parts)
+                    moment = parse_screenpipe_timestamp(stamp)
+                    text, problem = _frame_text(full_text, accessibility, source, ocr, lossy)
                     if problem:
                         report.skip(problem, source_id)
                         continue
@@ -523,8 +539,8 @@ class ScreenpipeReader:
                         continue
                     record = Knowledge(
                         source_id=source_id, knowledge_type="ocr", text=_capped(text, report),
-                        timestamp=iso_utc(moment) if moment else None, app_name=_label(app),
-                        window_name=_label(window), browser_url=_label(url),
+                        timestamp=iso_utc(moment) if moment else None, app_name=_label(app, lossy),
+                        window_name=_label(window, lossy), browser_url=_label(url, lossy),
                     )
                     reason = filters.reject_reason(record, moment)
                     if reason:
@@ -593,21 +609,23 @@ class ScreenpipeReader:
                 if not rows:
                     break
                 kept = []
+                lossy = session.lossy
                 for row_id, stamp, raw_text, app, window, url, speaker in rows:
                     report.rows_read += 1
                     source_id = id_format.format(row_id)
-                    text, problem = _text(raw_text)
+                    text, problem = _text(raw_text, lossy)
                     if problem:
                         report.skip(problem, source_id)
                         continue
                     if not text or not text.strip():
                         report.skip("no text", source_id)
                         continue
-                    moment = parse_screenpipe_timestamp(_label(stamp))
+                    moment = parse_screenpipe_timestamp(stamp)
                     record = Knowledge(
                         source_id=source_id, knowledge_type=knowledge_type, text=_capped(text, report),
-                        timestamp=iso_utc(moment) if moment else None, app_name=_label(app),
-                        window_name=_label(window), browser_url=_label(url), speaker_id=_speaker(speaker),
+                        timestamp=iso_utc(moment) if moment else None, app_name=_label(app, lossy),
+                        window_name=_label(window, lossy), browser_url=_label(url, lossy),
+                        speaker_id=_speaker(speaker),
                     )
                     reason = filters.reject_reason(record, moment)
                     if reason:
@@ -620,44 +638,39 @@ class ScreenpipeReader:
         _note_cut(report)
 
 
-def _frames_of(rows: list[tuple]) -> Iterator[tuple[int, object, tuple, object, object, object]]:
-    """Joined rows (a frame once per ocr_text row) folded into one entry per frame:
-    (id, timestamp, (full_text, accessibility_text, text_source, ocr texts), app, window, url)."""
-    by_frame: dict[int, list] = {}
-    for frame_id, stamp, full_text, accessibility, source, ocr, app, window, url in rows:
-        seen = by_frame.get(frame_id)
-        if seen is None:
-            by_frame[frame_id] = [frame_id, stamp, [full_text, accessibility, source, [ocr] if ocr else []],
-                                  app, window, url]
+def _frames_of(rows: list[tuple]) -> Iterator[tuple]:
+    """Joined rows (a frame once per ocr_text row, normally one) folded into one row per frame, its OCR texts
+    joined by newlines: (id, timestamp, full_text, accessibility_text, text_source, ocr, app, window, url)."""
+    previous = None
+    for row in rows:
+        if previous is not None and row[0] == previous[0]:
+            ocr = row[5]
+            if ocr and (not previous[5] or ocr not in previous[5].split("\n")):
+                previous = (*previous[:5], f"{previous[5]}\n{ocr}" if previous[5] else ocr, previous[6] or row[6],
+                            previous[7] or row[7], previous[8])
             continue
-        if ocr and ocr not in seen[2][3]:
-            seen[2][3].append(ocr)
-        seen[3] = seen[3] or app
-        seen[4] = seen[4] or window
-    for frame_id, stamp, parts, app, window, url in by_frame.values():
-        yield frame_id, stamp, tuple(parts), app, window, url
+        if previous is not None:
+            yield previous
+        previous = row
+    if previous is not None:
+        yield previous
 
 
-def _frame_text(full_text: object, accessibility: object, source: object, ocr_parts: list) -> tuple[str | None,
-                                                                                                  str | None]:
-    full, problem = _text(full_text)
-    if problem or (full and full.strip()):
-        return full, problem
-    accessibility, problem = _text(accessibility)
-    if problem:
-        return None, problem
-    ocr_texts = []
-    for part in ocr_parts:
-        text, problem = _text(part)
+def _frame_text(full_text: object, accessibility: object, source: object, ocr: object,
+                lossy: bool = True) -> tuple[str | None, str | None]:
+    """A frame's text as screenpipe defines it, or the reason the row is skipped."""
+    if type(full_text) is str and full_text.strip():
+        return _text(full_text, lossy)
+    texts = []
+    for value in (full_text, accessibility, ocr):
+        text, problem = _text(value, lossy)
         if problem:
             return None, problem
-        if text and text.strip():
-            ocr_texts.append(text)
-    ocr = "\n".join(ocr_texts)
-    has_accessibility = bool(accessibility and accessibility.strip())
-    if source == "hybrid" and has_accessibility and ocr:
+        texts.append(text if text and text.strip() else None)
+    _, accessibility, ocr = texts
+    if source == "hybrid" and accessibility and ocr:
         return f"{accessibility}\n{ocr}", None
-    return (accessibility if has_accessibility else ocr), None
+    return accessibility or ocr, None
 
 
 def _capped(text: str, report: SourceReport) -> str:
