@@ -268,7 +268,7 @@ def test_failed_job_is_recorded_retried_until_it_succeeds_and_never_half_applied
     original = corrupt(world.db)
     failed = run_job(world.config(**settings), world.workspace, "mining_code")
     assert failed["status"] == "failed" and failed["result"] is None
-    assert "not a screenpipe database" in failed["error"] or "file is not a database" in failed["error"], failed
+    assert "is not an SQLite database" in failed["error"], failed
     assert failed["error"].count("\n") == 0 and failed["error"].endswith(".")
     assert "Traceback" in job_log(world.workspace, failed["run_id"])
     assert snapshot(world.workspace) == base
