@@ -67,6 +67,10 @@ def test_max_commits_and_incremental_by_last_seen_commit(history):
     repo, shas = history
     report = SourceReport("git")
     assert [c.sha for c in read_commits(repo.path, CODE, 5, 2, None, report)] == [shas[4], shas[3]]
+    # max_commits counts commits with code changes: the logo and one-line commits do not use up the budget
+    report = SourceReport("git")
+    assert [c.sha for c in read_commits(repo.path, CODE, 5, 3, None, report)] == [shas[4], shas[3], shas[0]]
+    assert report.rows_read == 5 and report.kept == 3
     repo.commit("Add retry", {"retry.py": code(9, "retry")}, BASE_TIME + timedelta(hours=5))
     report = SourceReport("git")
     newer = list(read_commits(repo.path, CODE, 5, 500, shas[4], report))

@@ -1,6 +1,7 @@
 """Read code commits from git repositories (GitPython), read-only.
 
-Non-merge commits, newest first up to `max_commits`; per changed code file (by extension) the added lines and
+Non-merge commits, newest first, until `max_commits` commits with code changes are kept (the seeds' "maximum
+commits to process": commits that only touch docs or config do not use up the budget); per changed code file (by extension) the added lines and
 the whole diff; renames detected; binary files skipped and counted. Incremental: given the last commit seen,
 only the commits after it are read.
 """
@@ -80,7 +81,9 @@ def read_commits(
         except git.GitCommandError:
             report.notes.append(f"{after_sha[:10]} is gone from the repository; reading history again")
     extensions = {ext.lower() for ext in code_extensions}
-    for commit in repo.iter_commits(rev, max_count=max_commits, no_merges=True):
+    for commit in repo.iter_commits(rev, no_merges=True):
+        if report.kept >= max_commits:
+            break
         report.rows_read += 1
         if commit.parents:
             diffs = commit.parents[0].diff(commit, create_patch=True, M=True)
