@@ -1,9 +1,9 @@
 """Read code commits from git repositories (GitPython), read-only.
 
 Non-merge commits, newest first, until `max_commits` commits with code changes are kept (the seeds' "maximum
-commits to process": commits that only touch docs or config do not use up the budget); per changed code file (by extension) the added lines and
-the whole diff; renames detected; binary files skipped and counted. Incremental: given the last commit seen,
-only the commits after it are read.
+commits to process": commits that only touch docs or config do not use up the budget); per changed code file (by
+extension) the added lines and the whole diff; renames detected; binary files skipped and counted. Incremental:
+given the last commit seen, only the commits after it are read.
 """
 
 from __future__ import annotations
