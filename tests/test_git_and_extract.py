@@ -77,6 +77,38 @@ def test_max_commits_and_incremental_by_last_seen_commit(history):
     assert [c.message for c in newer] == ["Add retry"] and report.rows_read == 1
 
 
+def test_odd_file_names_renames_deletions_and_messages_come_through_git_log(git_repo):
+    """One `git log -p` stream is parsed: names with spaces (git ends them with a tab), non-ASCII and C-quoted names
+    (a tab inside), a rename of such a file, a deletion and a mode change, a message holding the control characters
+    the stream is cut at, and a root commit."""
+    repo = git_repo("odd")
+    root = repo.commit("Add the first module\n\nBody line one.\nBody line two.",
+                       {"my file.py": code(6, "spaced"), "naïve.py": code(5, "naive"), "tab\tname.py": code(7, "tab")},
+                       BASE_TIME)
+    (repo.path / "run.py").write_text(code(6, "run"))
+    repo.git("add", "run.py")
+    repo.git("commit", "-q", "-m", "Add a runner\x1eS0000\x1e\x1f fake", when=BASE_TIME + timedelta(hours=1))
+    repo.git("mv", "my file.py", "renamed file.py")
+    (repo.path / "renamed file.py").write_text(code(6, "spaced") + code(5, "more"))
+    repo.git("add", "renamed file.py")
+    repo.git("rm", "-q", "naïve.py")
+    repo.git("update-index", "--chmod=+x", "run.py")
+    repo.git("commit", "-q", "-m", "Rename with a space, drop the naive module", when=BASE_TIME + timedelta(hours=2))
+    report = SourceReport("git")
+    commits = list(read_commits(repo.path, CODE, 5, 500, None, report))
+    assert [c.message.split("\n")[0] for c in commits] == [
+        "Rename with a space, drop the naive module", "Add a runner\x1eS0000\x1e\x1f fake", "Add the first module"]
+    assert commits[2].sha == root and commits[2].message == "Add the first module\n\nBody line one.\nBody line two."
+    assert {f.path for f in commits[2].files} == {"my file.py", "naïve.py", "tab\tname.py"}
+    assert all(f.change_type == "A" and f.diff.startswith("@@") for f in commits[2].files)
+    (renamed,) = commits[0].files
+    assert (renamed.path, renamed.old_path, renamed.change_type, renamed.added_lines) == (
+        "renamed file.py", "my file.py", "R", 5)
+    assert report.skipped["file: deleted"] == 1
+    assert report.skipped["file: fewer than min_code_lines (5) added lines"] == 1  # the mode change of run.py
+    assert commits[1].timestamp.startswith("2026-03-02T10:00:00")
+
+
 def test_merge_commits_are_left_out(git_repo):
     repo = git_repo("merges")
     repo.commit("Base", {"a.py": code(6)}, BASE_TIME)
