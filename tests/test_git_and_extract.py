@@ -15,7 +15,7 @@ from engine.sources.documents import read_documents
 from engine.sources.git_log import read_commits
 from engine.sources.report import SourceReport
 from engine.store import Workspace
-from tests.conftest import BASE_TIME, sample_frames, write_screenpipe
+from tests.conftest import BASE_TIME, GIT_ENV, sample_frames, write_screenpipe
 
 ROOT = Path(__file__).resolve().parent.parent
 EMPTY_SHA1 = hashlib.sha1(b"").hexdigest()
@@ -107,6 +107,17 @@ def test_odd_file_names_renames_deletions_and_messages_come_through_git_log(git_
     assert report.skipped["file: deleted"] == 1
     assert report.skipped["file: fewer than min_code_lines (5) added lines"] == 1  # the mode change of run.py
     assert commits[1].timestamp.startswith("2026-03-02T10:00:00")
+
+
+def test_a_commit_is_dated_when_it_was_written_not_when_it_was_rebased(git_repo):
+    repo = git_repo("rebased")
+    env = {"GIT_AUTHOR_DATE": "2026-03-02T09:00:00+0000", "GIT_COMMITTER_DATE": "2026-06-30T18:00:00+0000"}
+    (repo.path / "late.py").write_text(code(6, "late"))
+    repo.git("add", "late.py")
+    subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Rebased months later"], cwd=repo.path,
+                   env={**os.environ, **GIT_ENV, **env}, check=True)
+    (commit,) = read_commits(repo.path, CODE, 5, 500, None, SourceReport("git"))
+    assert commit.timestamp.startswith("2026-03-02T09:00:00")
 
 
 def test_merge_commits_are_left_out(git_repo):

@@ -3,7 +3,9 @@
 Non-merge commits, newest first, until `max_commits` commits with code changes are kept (the seeds' "maximum
 commits to process": commits that only touch docs or config do not use up the budget); per changed code file (by
 extension) the added lines and the whole diff; renames detected; binary files skipped and counted. Incremental:
-given the last commit seen, only the commits after it are read.
+given the last commit seen, only the commits after it are read. A commit's time is its author date: when the
+change was written, which a rebase, cherry-pick or amend later does not move (its committer date can be months
+later, and then nothing the developer read before writing it would fall in its linking window).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def _log_records(repo_path: Path, rev: str) -> Iterator[tuple[bytes, bytes]]:
     start, end = f"\x1eS{token}\x1e".encode(), f"\x1eE{token}\x1e".encode()
     command = ["git", "-C", str(repo_path), "-c", "core.quotepath=off", "log", "--no-merges", "-p", "-M",
                "--no-color", "--no-ext-diff", "--no-textconv", "--encoding=UTF-8",
-               f"--format=%x1eS{token}%x1e%H%x1f%an%x1f%cI%x1f%B%x1eE{token}%x1e", rev, "--"]
+               f"--format=%x1eS{token}%x1e%H%x1f%an%x1f%aI%x1f%B%x1eE{token}%x1e", rev, "--"]
     errors = tempfile.TemporaryFile()  # a file, not a pipe: git can never block on a full stderr pipe
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
 
