@@ -38,17 +38,34 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from engine.ops.tasks import current_task
+
+    task = current_task()  # set when a page started this verb as a background task
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if task:
+            task.fail(str(exc))
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if task:
+            task.fail("Interrupted before it finished; start it again.")
         return 130
     except BrokenPipeError:  # `python -m engine stats json | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except BaseException as exc:
+        if task:  # the type only: an exception's text may quote the data it choked on
+            task.fail(f"It stopped on an unexpected {type(exc).__name__}; its log has the details.")
+        raise
+    if task and task.status.running:
+        if code:
+            task.fail(f"It exited with status {code}; its log has the details.")
+        else:
+            task.finish(None)
+    return code
 
 
 if __name__ == "__main__":
