@@ -21,10 +21,10 @@ import re
 from engine.dataset.rules import shannon_entropy
 from engine.dataset.secret_values import (
     credential_shaped,
-    looks_like_code,
     is_code_reference,
     is_natural_language,
     is_placeholder,
+    looks_like_code,
 )
 from engine.dataset.spans import Span
 
