@@ -411,7 +411,7 @@ def _table_rows(lines: list[str], offsets: list[int], header: int, spans: list[S
 # ------------------------------------------------------------------------------------------------ HTTP auth
 
 _AUTH_HEADER = re.compile(
-    r"(?i)\b(?:proxy-)?authorization\b[\"']?[ \t]*[:=,][ \t]*[\"'`]?[ \t]*"
+    r"(?i)\b(?:proxy-)?authorization\b[\"'\]]{0,2}[ \t]*[:=,][ \t]*[\"'`]?[ \t]*"
     r"(?:(?P<scheme>bearer|basic|token|digest|api-?token|apikey|api-key|key|sso-key|jwt|hmac|negotiate|ntlm|"
     r"splunk|ssws|klaviyo-api-key|dsn|genieKey|zoho-oauthtoken|oauth|client-id|signature)[ \t]+)?"
     r"(?P<value>[A-Za-z0-9+/=._~:@%$!-]{8,2000})")
