@@ -56,7 +56,8 @@ def test_every_rule_ignores_its_own_false_positive(rule):
 def test_the_table_is_where_a_provider_is_added():
     before = len(scan_providers("ACME_KEY acme_live_Zq8kP2vLm7xR4tB9wQ1nH6jD3sF5gY0c"))
     document = [{"name": "acme-live-key", "kind": "acme_key", "provider": "Acme",
-                 "regex": r"\bacme_live_[A-Za-z0-9]{32}\b", "keywords": ["acme_live_"], "entropy": 3.0, "tp": "acme_live_Zq8kP2vLm7xR4tB9wQ1nH6jD3sF5gY0c",
+                 "regex": r"\bacme_live_[A-Za-z0-9]{32}\b", "keywords": ["acme_live_"], "entropy": 3.0,
+                 "tp": "acme_live_Zq8kP2vLm7xR4tB9wQ1nH6jD3sF5gY0c",
                  "fp": "acme_live_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "docs": "https://acme.example/keys"}]
     (rule,) = parse_rules(document)
     assert rule.pattern.search(rule.example_tp) and before == 0
@@ -139,9 +140,11 @@ POSITIVES = [
      "ak9Vq2LmX7rT4wZ8pN3c", None),
     ("url-credentials", 'DATABASE_URL = "postgres://app:Zq8kP2vLm7x@db.internal:5432/prod"',
      _screen("$ psql postgres://app:Zq8kP2vLm7x@db.internal:5432/prod"),
-     _commit("Point staging at postgres://app:Zq8kP2vLm7x@db.internal:5432/prod"), "Zq8kP2vLm7x", {"connection_string"}),
+     _commit("Point staging at postgres://app:Zq8kP2vLm7x@db.internal:5432/prod"), "Zq8kP2vLm7x",
+     {"connection_string"}),
     ("key-table", "KEYS = {\n    'ci-deploy': 'Xk3h2Lp9Qz8mN4vB7cR1tY6w',\n}",
-     "Acme · Settings · API keys\nName    Secret key    Created\nci-deploy    Xk3h2Lp9Qz8mN4vB7cR1tY6w    Mar 3, 2025",
+     "Acme · Settings · API keys\nName    Secret key    Created\n"
+     "ci-deploy    Xk3h2Lp9Qz8mN4vB7cR1tY6w    Mar 3, 2025",
      _commit("New keys\n\nName        Secret key\nci-deploy   Xk3h2Lp9Qz8mN4vB7cR1tY6w"), "Xk3h2Lp9Qz8mN4vB7cR1tY6w", None),
     ("azure-client-secret", _code("client_credential", _value_of("azure-ad-client-secret")),
      _screen(f"Value {_value_of('azure-ad-client-secret')}  Secret ID 2f1e9c3a"),
