@@ -145,7 +145,8 @@ POSITIVES = [
     ("key-table", "KEYS = {\n    'ci-deploy': 'Xk3h2Lp9Qz8mN4vB7cR1tY6w',\n}",
      "Acme · Settings · API keys\nName    Secret key    Created\n"
      "ci-deploy    Xk3h2Lp9Qz8mN4vB7cR1tY6w    Mar 3, 2025",
-     _commit("New keys\n\nName        Secret key\nci-deploy   Xk3h2Lp9Qz8mN4vB7cR1tY6w"), "Xk3h2Lp9Qz8mN4vB7cR1tY6w", None),
+     _commit("New keys\n\nName        Secret key\nci-deploy   Xk3h2Lp9Qz8mN4vB7cR1tY6w"),
+     "Xk3h2Lp9Qz8mN4vB7cR1tY6w", None),
     ("azure-client-secret", _code("client_credential", _value_of("azure-ad-client-secret")),
      _screen(f"Value {_value_of('azure-ad-client-secret')}  Secret ID 2f1e9c3a"),
      _commit(f"Use {_value_of('azure-ad-client-secret')} for the app registration"),
