@@ -300,6 +300,8 @@ def _generated_value_spans(text: str) -> list[Span]:
     spans = []
     for match in _ANY_ASSIGNMENT.finditer(text):
         name, value = match.group("name"), match.group("value").rstrip(".")
+        if "=" in value.rstrip("="):
+            continue  # NAME=value inside: the assignment rule's, with the name kept
         if _NOT_SECRET_NAMES.search(name) or value.startswith(_FILE_MAGIC + ("//",)) or _VERSION_IN.search(value):
             continue
         line_start = text.rfind("\n", 0, match.start()) + 1
