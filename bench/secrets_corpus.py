@@ -874,22 +874,10 @@ def score(args: argparse.Namespace) -> int:
                                   "text": sample.text[:400], "spans": sample.spans}, ensure_ascii=False),
                       file=sys.stderr)
     if args.write:
-        _write_section(text)
+        from bench._results import write_section
+
+        print(f"wrote {write_section(text)}")
     return 0
-
-
-def _write_section(text: str) -> None:
-    results = Path(__file__).parent / "RESULTS.md"
-    current = results.read_text(encoding="utf-8")
-    heading = text.splitlines()[0]
-    start = current.find(heading)
-    if start == -1:
-        current = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(heading))
-        current = current[:start] + text + (current[end + 1:] if end != -1 else "")
-    results.write_text(current, encoding="utf-8")
-    print(f"wrote {results}")
 
 
 def main(argv: list[str]) -> int:
