@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engine.dataset.sensitive import DETECTOR_VERSION, Finding, Span, detect_sensitive, placeholder_tag
@@ -106,7 +106,8 @@ def _block(record, skip: set[str]) -> tuple[str, list[tuple[int, int, str]]]:
     return "".join(pieces), where
 
 
-def default_filename(record) -> callable:
+def default_filename(record) -> Callable[[str], str]:
+    """path -> the file name detect-secrets assumes: the changed file for a pair's code output, text otherwise."""
     def filename_of(path: str) -> str:
         if path == "output" and isinstance(record, dict):
             metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}

@@ -30,8 +30,8 @@ from engine.dataset.rules import load_provider_rules, provider_kinds, scan_provi
 from engine.dataset.secret_values import is_code_reference, is_natural_language, is_placeholder
 from engine.dataset.spans import Span
 
-__all__ = ["DETECTOR_VERSION", "FIELDS", "Finding", "KINDS", "PII_KINDS", "Span", "detect_sensitive",
-           "filename_for_field", "mask", "placeholder_tag", "scan_record", "scan_with_detect_secrets"]
+__all__ = ["DETECTOR_VERSION", "Finding", "KINDS", "PII_KINDS", "Span", "detect_sensitive", "mask",
+           "placeholder_tag", "scan_record", "scan_with_detect_secrets"]
 
 # Bump when a rule changes: cached scan results keyed by an older version are recomputed. The provider table's
 # content is part of the version, so editing providers.yaml invalidates the cache by itself.
@@ -498,19 +498,6 @@ def detect_sensitive(text: str, filename: str = "capture.txt") -> list[Span]:
     candidates = [span for span in candidates if span.end > span.start]
     candidates += _repeats(text, [span for span in candidates if span.kind not in PII_KINDS])
     return _merge(candidates)
-
-
-def filename_for_field(record: dict, field: str) -> str:
-    """The file name detect-secrets should assume: the changed file for the code output, a text file otherwise."""
-    if field == "output":
-        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-        path = metadata.get("file_path")
-        if isinstance(path, str) and path:
-            return path.rsplit("/", 1)[-1]
-    return "capture.txt"
-
-
-FIELDS = ("instruction", "input", "output")
 
 
 def scan_record(record: dict, pair_index: int) -> list[Finding]:

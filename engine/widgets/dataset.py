@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def _widget_filename(record) -> callable:
+def _widget_filename(record) -> Callable[[str], str]:
     """The assistant turn is JSX (detect-secrets reads it with JavaScript's keyword rules)."""
     return lambda path: "widget.jsx" if path.startswith("[") and path.endswith("].content") else "capture.txt"
 
