@@ -406,13 +406,15 @@ def link(
         from engine.dataset.pairs import build_pairs, write_mlx_folder, write_pairs
 
         progress("writing pairs", 0, None)
-        pairs = build_pairs(conn, run_id, min_confidence, top_k)
+        contexts: list[list[str]] = []
+        pairs = build_pairs(conn, run_id, min_confidence, top_k, contexts)
         output_file = mlx_folder = None
         mlx_counts: dict[str, int] = {}
         if write_outputs:
             output_file = write_pairs(pairs, config.output_file)
             mlx_folder, mlx_counts = write_mlx_folder(pairs, config.output_file.parent / "data",
-                                                       float(config.get("linking.valid_fraction")))
+                                                       float(config.get("linking.valid_fraction")), contexts,
+                                                       workspace)
         seconds["pairs"] = time.perf_counter() - clock
         kept = filter_links(load_links(conn, run_id), min_confidence, top_k)
         confidences = kept["confidence"].to_numpy()
