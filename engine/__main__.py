@@ -33,14 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     from engine.ops.tasks import current_task
 
     task = current_task()  # set when a page started this verb as a background task
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or arguments argparse refused (it printed why)
+        if task:
+            task.finish(None) if not exc.code else task.fail("Its arguments were refused; its log says why.")
+        raise
+    if not getattr(args, "func", None):
+        parser.print_help()
+        if task:
+            task.fail("No verb was given.")
+        return 2
     try:
         code = int(args.func(args) or 0)
     except StudioError as exc:
