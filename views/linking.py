@@ -159,12 +159,12 @@ columns[4].metric("Knowledge items used", f"{counts['knowledge_items']:,}")
 
 candidates = tables.links[tables.links["rank"] <= top_k]
 histogram = pd.DataFrame({"confidence": candidates["confidence"].astype(float),
-                          "kept": candidates["confidence"] >= min_confidence})
+                          "links": (candidates["confidence"] >= min_confidence).map({True: "kept", False: "dropped"})})
 bars = alt.Chart(histogram).mark_bar().encode(
     x=alt.X("confidence:Q", bin=alt.Bin(extent=[0, 1], step=0.025), title="confidence"),
     y=alt.Y("count():Q", title="links", scale=alt.Scale(type="symlog")),
-    color=alt.Color("kept:N", scale=alt.Scale(domain=[True, False], range=["#2e7d32", "#bdbdbd"]),
-                    legend=alt.Legend(title="kept")),
+    color=alt.Color("links:N", scale=alt.Scale(domain=["kept", "dropped"], range=["#2e7d32", "#bdbdbd"]),
+                    legend=alt.Legend(title=None)),
 )
 threshold = alt.Chart().mark_rule(color="#c62828", strokeWidth=2).encode(x=alt.datum(min_confidence))
 chart_left, chart_right = st.columns([3, 2])
