@@ -2,6 +2,7 @@
 
     python -m bench linking_sets MIRROR THREADS OUT [--seed N] [--pin SHA] [--distractors K]
                                  [--max-targets N] [--noise-frames N] [--check-only]
+                                 [--lead-shape SHAPE] [--audio-share X] [--browsers "NAME=W,..."]
 
 MIRROR   a git directory holding the repository (the `fetch` tool's answer for github:owner/name, or any clone).
 THREADS  threads.json: {"repository": "owner/name", "threads": [{number, kind ("issue"|"pr"), url, title, author,
@@ -24,11 +25,12 @@ What it does, deterministically for (MIRROR at the pinned commit, THREADS, --see
   OCR noise) between 1 h and 5 days before the target commit's author date (lead-time distribution drawn per set
   and recorded; never before the page's creation day, and a page created too late for that is not a target; the
   page shows "Open" then), distractor pages within days of their creation. Window titles
-  "<title> · Issue #N · owner/name — Mozilla Firefox" (or Chrome/Safari; "<title> by <author> · Pull Request #N"
-  for PRs), browser_url the thread URL. Frames before 2026-02-20 are video frames in 2-minute chunks; later ones
-  are event-driven snapshots, some accessibility-only (no ocr_text row).
-- audio: the first paragraph of about half of the target pages (share drawn per set) as spoken, before the commit;
-  a few distractor pages too; meeting chatter, some rows repeated.
+  "<title> · Issue #N · owner/name — Mozilla Firefox" (or Chrome/Safari, or with --browsers also Microsoft Edge, Arc,
+  Brave Browser; "<title> by <author> · Pull Request #N" for PRs), browser_url the thread URL. Frames before
+  2026-02-20 are video frames in 2-minute chunks; later ones are event-driven snapshots, some accessibility-only
+  (no ocr_text row).
+- audio: the first paragraph of about half of the target pages (share drawn per set, or --audio-share) as spoken,
+  before the commit; a few distractor pages too; meeting chatter, some rows repeated.
 - noise: 2,000-4,000 frames of everyday work (chat, mail, terminals, editors of unrelated projects, docs pages,
   news, calendar, pages adjacent to the repository's language, issues of the team's own repositories on
   github.com), each screen captured 3-20 times a few seconds apart, most sessions in the week before some commit.
@@ -41,6 +43,25 @@ Example (the three sets of 2026-12, each built in a few seconds from a fresh fet
     python -m bench linking_sets /work/.mirror/tj+commander.js/repo \
         /work/corpora/linking/tj__commander.js/threads.json /work/corpora/linking/tj__commander.js --seed 20261213
 (the mirrors' HEADs are recorded as `pinned_commit` in truth_meta.json; pass --pin to rebuild from a newer fetch.)
+Chosen instead of drawn, for variety between sets (recorded under generation.extra.overrides in truth_meta.json;
+without them a set is the same as before these options existed):
+  --lead-shape log-uniform|recent-skew|bimodal|late-fix   late-fix suits issue-style histories, where a report is
+      read a day or more before the maintainer's fix: a drawn share (0.65-0.85) of leads uniform in 24-120 h, the
+      rest log-uniform in 1-24 h (still never before the page's creation day);
+  --audio-share X   share of target pages also spoken;
+  --browsers "Firefox=4,Microsoft Edge=3,Arc=2"   browsers of the issue pages and, so that the browser alone does
+      not tell an issue page from noise, of the web pages in the noise too.
+The sets of 2026-12-07 (issue-style tqdm and delta, TypeScript immer):
+    python -m bench linking_sets /work/.mirror/tqdm+tqdm/repo /work/corpora/linking/tqdm__tqdm/threads.json \
+        /work/corpora/linking/tqdm__tqdm --seed 20261221 --lead-shape late-fix --audio-share 0.3 \
+        --browsers "Google Chrome=6,Firefox=3" --noise-frames 4200 --distractors 28
+    python -m bench linking_sets /work/.mirror/dandavison+delta/repo \
+        /work/corpora/linking/dandavison__delta/threads.json /work/corpora/linking/dandavison__delta \
+        --seed 20261222 --lead-shape bimodal --audio-share 0.65 --browsers "Firefox=4,Microsoft Edge=3,Arc=2" \
+        --noise-frames 2000 --distractors 30
+    python -m bench linking_sets /work/.mirror/immerjs+immer/repo /work/corpora/linking/immerjs__immer/threads.json \
+        /work/corpora/linking/immerjs__immer --seed 20261223 --browsers "Safari=5,Google Chrome=3,Brave Browser=1" \
+        --noise-frames 3300 --distractors 22
 Score a variant like linking-dev:
     cd OUT/stripped && python -m engine link --config pipeline_config.json --workspace ws \
         && python score.py --truth truth.json --pairs output/training_data.jsonl
@@ -680,11 +701,24 @@ ADJACENT_CHATTER = {
 }
 
 
-class NoiseFactory:
-    """Everyday-work screens; each call gives one screen as (app, window, url, [texts for the repeated captures])."""
+# What each browser appends to a page title in its window title (Edge puts a zero-width space in its own name)
+BROWSER_SUFFIX = {"Firefox": " — Mozilla Firefox", "Google Chrome": " - Google Chrome", "Safari": "",
+                  "Microsoft Edge": " - Personal - Microsoft\u200b Edge", "Arc": "", "Brave Browser": " - Brave"}
 
-    def __init__(self, rng: random.Random, language: str):
-        self.rng, self.language = rng, language
+
+class NoiseFactory:
+    """Everyday-work screens; each call gives one screen as (app, window, url, [texts for the repeated captures]).
+
+    `browsers` ({name: weight}) makes web pages in the noise use the same browsers as the issue pages; without it
+    they use Chrome, Firefox and Safari evenly (and news in Safari), as the sets of 2026-12 were built."""
+
+    def __init__(self, rng: random.Random, language: str, browsers: dict[str, int] | None = None):
+        self.rng, self.language, self.browsers = rng, language, browsers
+
+    def _browser(self, default: str | None = None) -> str:
+        if self.browsers:
+            return self.rng.choices(list(self.browsers), weights=list(self.browsers.values()))[0]
+        return default or self.rng.choice(["Google Chrome", "Firefox", "Safari"])
 
     def _fill(self, text: str) -> str:
         rng = self.rng
@@ -759,8 +793,8 @@ class NoiseFactory:
         rng = self.rng
         pool = ADJACENT.get(self.language, ADJACENT["py"]) if adjacent else DOCS_PAGES
         site, title, url, lines = rng.choice(pool)
-        browser = rng.choice(["Google Chrome", "Firefox", "Safari"])
-        suffix = {"Google Chrome": " - Google Chrome", "Firefox": " — Mozilla Firefox", "Safari": ""}[browser]
+        browser = self._browser()
+        suffix = BROWSER_SUFFIX[browser]
         base = [site] + lines
 
         def vary(lines_, index):
@@ -774,15 +808,16 @@ class NoiseFactory:
                  f"{rng.randint(1, 11)} hours ago | {rng.randint(3, 400)} comments"
                  for i, headline in enumerate(rng.sample(NEWS, 7))]
         base = ["Hacker News new | past | comments | ask | show | jobs | submit"] + items
-        return "Safari", "Hacker News", "https://news.ycombinator.com/", self._repeat(base, count,
-                                                                                      lambda lines, index: lines)
+        browser = self._browser(default="Safari")
+        return browser, "Hacker News" + BROWSER_SUFFIX[browser], "https://news.ycombinator.com/", self._repeat(
+            base, count, lambda lines, index: lines)
 
     def work_issue(self, count: int):
         rng = self.rng
         title, body = rng.choice(WORK_ISSUES)
         project, number, who = rng.choice(PROJECTS), rng.randint(40, 2400), rng.choice(PEOPLE).lower()
-        browser = rng.choice(["Google Chrome", "Firefox", "Safari"])
-        suffix = {"Google Chrome": " - Google Chrome", "Firefox": " — Mozilla Firefox", "Safari": ""}[browser]
+        browser = self._browser()
+        suffix = BROWSER_SUFFIX[browser]
         base = [f"acme / {project}", "Code  Issues  Pull requests  Actions  Projects  Insights", f"{title} #{number}",
                 f"Open  {who} opened this issue {rng.randint(2, 30)} days ago · {rng.randint(0, 9)} comments"] + body
         comments = [f"{rng.choice(PEOPLE).lower()} commented {rng.randint(1, 20)} days ago",
@@ -943,6 +978,37 @@ def draw_parameters(seed: int, noise_frames: int | None, distractors: int | None
     )
 
 
+LEAD_SHAPES = ("log-uniform", "recent-skew", "bimodal", "late-fix")
+
+
+def apply_overrides(params: Parameters, seed: int, lead_shape: str | None = None, audio_share: float | None = None,
+                    browsers: dict[str, int] | None = None) -> Parameters:
+    """Replace drawn parameters by chosen ones; what a chosen shape needs is drawn from its own stream, so the
+    other streams (and every set built without overrides) stay as they were. The choices are kept in `extra`."""
+    rng = random.Random(f"{seed}:overrides")
+    chosen: dict = {}
+    if lead_shape:
+        lead = {"shape": lead_shape, "min_hours": 1, "max_hours": 120}
+        if lead_shape == "recent-skew":
+            lead["exponential_mean_hours"] = round(rng.uniform(12, 36), 1)
+        elif lead_shape == "bimodal":
+            lead["same_day_share"] = round(rng.uniform(0.4, 0.7), 2)
+        elif lead_shape == "late-fix":
+            # issue-style history: the report is read a day or more before the maintainer commits the fix
+            lead["late_share"] = round(rng.uniform(0.65, 0.85), 2)
+        params.lead_time = lead
+        chosen["lead_shape"] = lead_shape
+    if audio_share is not None:
+        params.audio_share = audio_share
+        chosen["audio_share"] = audio_share
+    if browsers:
+        params.browser_weights = dict(browsers)
+        chosen["browsers"] = dict(browsers)
+    if chosen:
+        params.extra = {**params.extra, "overrides": chosen}
+    return params
+
+
 def lead_time(params: Parameters, rng: random.Random) -> timedelta:
     """How long before the commit a page was read: 1 h .. 5 days, in the set's distribution."""
     shape, low, high = params.lead_time["shape"], 1.0, 120.0
@@ -950,6 +1016,9 @@ def lead_time(params: Parameters, rng: random.Random) -> timedelta:
         hours = math.exp(rng.uniform(math.log(low), math.log(high)))
     elif shape == "recent-skew":
         hours = low + rng.expovariate(1 / params.lead_time["exponential_mean_hours"])
+    elif shape == "late-fix":
+        late = rng.random() < params.lead_time["late_share"]
+        hours = rng.uniform(24, high) if late else math.exp(rng.uniform(math.log(low), math.log(24)))
     elif rng.random() < params.lead_time["same_day_share"]:
         hours = rng.uniform(low, 10)
     else:
@@ -961,7 +1030,7 @@ def browser_title(thread: Thread, owner: str, name: str, browser: str) -> str:
     noun = "Issue" if thread.kind == "issue" else "Pull Request"
     by = f" by {thread.author}" if thread.kind == "pr" and thread.opening_post else ""
     base = f"{thread.title}{by} · {noun} #{thread.number} · {owner}/{name}"
-    return base + {"Firefox": " — Mozilla Firefox", "Google Chrome": " - Google Chrome", "Safari": ""}[browser]
+    return base + BROWSER_SUFFIX[browser]
 
 
 def page_captures(thread: Thread, start: datetime, state: str, tag: str, renderer: PageRenderer,
@@ -1011,7 +1080,8 @@ def choose_targets(threads: dict[int, Thread], history: list[CommitInfo], max_ta
 
 
 def build(mirror: Path, threads_path: Path, out: Path, seed: int, pin: str | None, distractors: int | None,
-          max_targets: int, noise_frames: int | None) -> dict:
+          max_targets: int, noise_frames: int | None, lead_shape: str | None = None, audio_share: float | None = None,
+          browsers: dict[str, int] | None = None) -> dict:
     spec = json.loads(threads_path.read_text(encoding="utf-8"))
     owner, name = spec["repository"].split("/")
     threads = {t.number: t for t in (parse_thread(raw) for raw in spec["threads"])}
@@ -1019,7 +1089,8 @@ def build(mirror: Path, threads_path: Path, out: Path, seed: int, pin: str | Non
     pinned = git(mirror, "rev-parse", f"{pinned}^{{commit}}").decode().strip()
     history = read_history(mirror, pinned, owner, name)
     cited_anywhere = all_cited(mirror)
-    params = draw_parameters(seed, noise_frames, distractors, max_targets)
+    params = apply_overrides(draw_parameters(seed, noise_frames, distractors, max_targets), seed, lead_shape,
+                             audio_share, browsers)
     rng = random.Random(f"{seed}:select")
 
     targets, unused = choose_targets(threads, history, params.max_targets, rng)
@@ -1076,7 +1147,7 @@ def build(mirror: Path, threads_path: Path, out: Path, seed: int, pin: str | Non
     language = Counter(Path(p).suffix.lstrip(".") for p in git(mirror, "ls-tree", "-r", "--name-only", pinned)
                        .decode(errors="replace").split("\n") if Path(p).suffix in CODE_EXTENSIONS)
     dominant = {"ts": "js", "tsx": "js", "jsx": "js"}.get(language.most_common(1)[0][0], language.most_common(1)[0][0])
-    factory = NoiseFactory(noise_rng, dominant)
+    factory = NoiseFactory(noise_rng, dominant, browsers=params.browser_weights if browsers else None)
     first = min([c.moment for c in captures]) - 7 * DAY
     eligible_times = [c.author_time for c in history if c.eligible and c.author_time - 7 * DAY >= first]
     span = (capture_end - first).total_seconds()
@@ -1240,6 +1311,28 @@ def check(out: Path, owner: str, name: str, mapping: dict[str, str] | None = Non
               f"HEAD {git(repo, 'rev-parse', 'HEAD').decode().strip()[:10]}")
 
 
+def parse_browsers(text: str) -> dict[str, int]:
+    """ "Microsoft Edge=5,Firefox=2" -> {"Microsoft Edge": 5, "Firefox": 2}; argparse reports a ValueError."""
+    weights: dict[str, int] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        browser, _, weight = part.rpartition("=")
+        if browser.strip() not in BROWSER_SUFFIX or not weight.strip().isdigit() or int(weight) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not BROWSER=WEIGHT with a browser among {', '.join(BROWSER_SUFFIX)} and a whole "
+                "weight of 1 or more")
+        weights[browser.strip()] = int(weight)
+    if not weights:
+        raise argparse.ArgumentTypeError("give at least one BROWSER=WEIGHT, e.g. \"Microsoft Edge=5,Firefox=2\"")
+    return weights
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench linking_sets", description=__doc__.split("\n\n")[0])
     parser.add_argument("mirror", type=Path, help="git directory of the repository (bare mirror or clone)")
@@ -1250,6 +1343,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--distractors", type=int, help="distractor pages (default: drawn from the seed, 22-28)")
     parser.add_argument("--max-targets", type=int, default=70)
     parser.add_argument("--noise-frames", type=int, help="everyday-work frames (default: drawn, 2,200-3,800)")
+    parser.add_argument("--lead-shape", choices=LEAD_SHAPES,
+                        help="how long before a commit its page was read (default: drawn; late-fix is only chosen)")
+    parser.add_argument("--audio-share", type=share, help="share of target pages also spoken (default: drawn, 0.4-0.6)")
+    parser.add_argument("--browsers", type=parse_browsers, metavar="NAME=W,...",
+                        help="browsers of the issue pages and of the web pages in the noise, with weights (default: "
+                             "Firefox, Chrome and Safari with drawn weights)")
     parser.add_argument("--check-only", action="store_true", help="only check an existing OUT")
     args = parser.parse_args(argv)
     if not (args.mirror / "HEAD").exists() and not (args.mirror / ".git").exists():
@@ -1263,7 +1362,7 @@ def main(argv: list[str]) -> int:
         check(args.out, owner, name)
         return 0
     summary = build(args.mirror, args.threads, args.out, args.seed, args.pin, args.distractors, args.max_targets,
-                    args.noise_frames)
+                    args.noise_frames, args.lead_shape, args.audio_share, args.browsers)
     print(json.dumps(summary, indent=1))
     return 0
 
