@@ -35,15 +35,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.ops.tasks import current_task
+
+    task = current_task()  # set when a page started this verb as a background task
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or arguments argparse refused (it printed why)
+        if task:
+            task.finish(None) if not exc.code else task.fail("Its arguments were refused; its log says why.")
+        raise
     if not getattr(args, "func", None):
         parser.print_help()
+        if task:
+            task.fail("No verb was given.")
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if task:
+            task.fail(str(exc))
         return 1
     except sqlite3.OperationalError as exc:
         if not is_busy(exc):
@@ -54,10 +66,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if task:
+            task.fail("Interrupted before it finished; start it again.")
         return 130
     except BrokenPipeError:  # `python -m engine stats json | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except BaseException as exc:
+        if task:  # the type only: an exception's text may quote the data it choked on
+            task.fail(f"It stopped on an unexpected {type(exc).__name__}; its log has the details.")
+        raise
+    if task and task.status.running:
+        if code:
+            task.fail(f"It exited with status {code}; its log has the details.")
+        else:
+            task.finish(None)
+    return code
 
 
 if __name__ == "__main__":

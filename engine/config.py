@@ -115,7 +115,6 @@ _SCHEMA: dict[str, str] = {
     "linking.semantic_weight": "fraction",
     "linking.keywords": "optional_strings",
     "linking.valid_fraction": "fraction",
-    "linking.best": "object",
     "collect": "object",
     "collect.sources": "collect_sources",
     "collect.conversation_logs": "paths",

@@ -123,7 +123,9 @@ def extract(
         for repo in config.git_repos:
             report = SourceReport(f"git {repo.name}")
             began = time.perf_counter()
-            key = f"git:{repo.resolve()}"
+            # "git@author-date:": commits are dated by author date since this reader version; a workspace read by
+            # an older one reads its history once more and gets its commits' dates corrected below.
+            key = f"git@author-date:{repo.resolve()}"
             head = open_repository(repo).head.commit.hexsha
             commits = []
             for commit in read_commits(repo, config.code_extensions, config.min_code_lines, config.max_commits,
@@ -139,6 +141,8 @@ def extract(
                     ).rowcount
                     if not inserted:
                         report.duplicates += 1
+                        conn.execute("UPDATE commits SET timestamp = ? WHERE sha = ? AND timestamp != ?",
+                                     (commit.timestamp, commit.sha, commit.timestamp))
                         continue
                     report.new_items += 1
                     conn.executemany(

@@ -417,13 +417,13 @@ def _negative_lines(rng: random.Random) -> dict[str, list[str]]:
                           f'  resolved "https://registry.yarnpkg.com/lodash/-/lodash-4.17.21.tgz#{sha}"',
                           f"github.com/pkg/errors v0.9.1 h1:{gosum}", f"    --hash=sha256:{sha256}",
                           f"FROM python:3.12-slim@sha256:{sha256}"],
+        # Documented examples that are no one's secret. (Stripe's test key, jwt.io's token, test card numbers
+        # and the IBAN of the ISO standard are flagged: the peers whose tests the real-world corpus is built from
+        # count them as findings, and redacting them costs a training pair nothing.)
         "example_key": ["AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
                         'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
-                        'stripe.api_key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"',
-                        "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZ"
-                        "SI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-                        "Test card 4242 4242 4242 4242  Exp 12/34  CVC 567", "IBAN: GB82 WEST 1234 5698 7654 32",
-                        "contact: jane.doe@example.com", "SSN: 123-45-6789"],
+                        "export AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE", "contact: jane.doe@example.com",
+                        "SSN: 078-05-1120 (the Woolworth wallet card)", "api_key = \"<your-api-key>\""],
         "placeholder": ["OPENAI_API_KEY=${OPENAI_API_KEY}", '  password: "{{ vault_db_password }}"',
                         'token = "<your-token-here>"', 'DATABASE_URL=postgres://user:password@localhost:5432/app',
                         'AWS_SECRET_ACCESS_KEY=your-secret-access-key', '    "apiKey": "YOUR_API_KEY",',

@@ -15,7 +15,7 @@ from engine.sources.documents import read_documents
 from engine.sources.git_log import read_commits
 from engine.sources.report import SourceReport
 from engine.store import Workspace
-from tests.conftest import BASE_TIME, sample_frames, write_screenpipe
+from tests.conftest import BASE_TIME, GIT_ENV, sample_frames, write_screenpipe
 
 ROOT = Path(__file__).resolve().parent.parent
 EMPTY_SHA1 = hashlib.sha1(b"").hexdigest()
@@ -67,10 +67,57 @@ def test_max_commits_and_incremental_by_last_seen_commit(history):
     repo, shas = history
     report = SourceReport("git")
     assert [c.sha for c in read_commits(repo.path, CODE, 5, 2, None, report)] == [shas[4], shas[3]]
+    # max_commits counts commits with code changes: the logo and one-line commits do not use up the budget
+    report = SourceReport("git")
+    assert [c.sha for c in read_commits(repo.path, CODE, 5, 3, None, report)] == [shas[4], shas[3], shas[0]]
+    assert report.rows_read == 5 and report.kept == 3
     repo.commit("Add retry", {"retry.py": code(9, "retry")}, BASE_TIME + timedelta(hours=5))
     report = SourceReport("git")
     newer = list(read_commits(repo.path, CODE, 5, 500, shas[4], report))
     assert [c.message for c in newer] == ["Add retry"] and report.rows_read == 1
+
+
+def test_odd_file_names_renames_deletions_and_messages_come_through_git_log(git_repo):
+    """One `git log -p` stream is parsed: names with spaces (git ends them with a tab), non-ASCII and C-quoted names
+    (a tab inside), a rename of such a file, a deletion and a mode change, a message holding the control characters
+    the stream is cut at, and a root commit."""
+    repo = git_repo("odd")
+    root = repo.commit("Add the first module\n\nBody line one.\nBody line two.",
+                       {"my file.py": code(6, "spaced"), "naïve.py": code(5, "naive"), "tab\tname.py": code(7, "tab")},
+                       BASE_TIME)
+    (repo.path / "run.py").write_text(code(6, "run"))
+    repo.git("add", "run.py")
+    repo.git("commit", "-q", "-m", "Add a runner\x1eS0000\x1e\x1f fake", when=BASE_TIME + timedelta(hours=1))
+    repo.git("mv", "my file.py", "renamed file.py")
+    (repo.path / "renamed file.py").write_text(code(6, "spaced") + code(5, "more"))
+    repo.git("add", "renamed file.py")
+    repo.git("rm", "-q", "naïve.py")
+    repo.git("update-index", "--chmod=+x", "run.py")
+    repo.git("commit", "-q", "-m", "Rename with a space, drop the naive module", when=BASE_TIME + timedelta(hours=2))
+    report = SourceReport("git")
+    commits = list(read_commits(repo.path, CODE, 5, 500, None, report))
+    assert [c.message.split("\n")[0] for c in commits] == [
+        "Rename with a space, drop the naive module", "Add a runner\x1eS0000\x1e\x1f fake", "Add the first module"]
+    assert commits[2].sha == root and commits[2].message == "Add the first module\n\nBody line one.\nBody line two."
+    assert {f.path for f in commits[2].files} == {"my file.py", "naïve.py", "tab\tname.py"}
+    assert all(f.change_type == "A" and f.diff.startswith("@@") for f in commits[2].files)
+    (renamed,) = commits[0].files
+    assert (renamed.path, renamed.old_path, renamed.change_type, renamed.added_lines) == (
+        "renamed file.py", "my file.py", "R", 5)
+    assert report.skipped["file: deleted"] == 1
+    assert report.skipped["file: fewer than min_code_lines (5) added lines"] == 1  # the mode change of run.py
+    assert commits[1].timestamp.startswith("2026-03-02T10:00:00")
+
+
+def test_a_commit_is_dated_when_it_was_written_not_when_it_was_rebased(git_repo):
+    repo = git_repo("rebased")
+    env = {"GIT_AUTHOR_DATE": "2026-03-02T09:00:00+0000", "GIT_COMMITTER_DATE": "2026-06-30T18:00:00+0000"}
+    (repo.path / "late.py").write_text(code(6, "late"))
+    repo.git("add", "late.py")
+    subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Rebased months later"], cwd=repo.path,
+                   env={**os.environ, **GIT_ENV, **env}, check=True)
+    (commit,) = read_commits(repo.path, CODE, 5, 500, None, SourceReport("git"))
+    assert commit.timestamp.startswith("2026-03-02T09:00:00")
 
 
 def test_merge_commits_are_left_out(git_repo):

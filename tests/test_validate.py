@@ -204,7 +204,7 @@ def test_rescans_come_from_the_cache(dataset, monkeypatch):
     def no_scanning(*_args, **_kwargs):
         raise AssertionError("text seen before was scanned again")
 
-    monkeypatch.setattr("engine.dataset.validate.detect_sensitive", no_scanning)
+    monkeypatch.setattr("engine.dataset.gate.detect_sensitive", no_scanning)
     again = analyze_dataset(path, workspace)
     assert [pair.findings for pair in again.pairs] == [pair.findings for pair in first.pairs]
     assert sum(len(pair.findings) for pair in again.pairs) == 3

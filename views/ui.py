@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -12,6 +13,14 @@ from engine.errors import StudioError
 from engine.extract import SourceStatus, inspect_sources
 from engine.progress import ProgressFn
 from engine.settings import active_config_path, active_workspace
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def escape_markdown(text: str) -> str:
+    """Data shown inside st.markdown / st.caption exactly as it is: no emphasis, links, images, headings, icons
+    or math from a commit message or a screen's text."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGenerator, ProgressFn]:

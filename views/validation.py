@@ -45,8 +45,10 @@ with st.sidebar:
 left, right = st.columns([3, 1])
 input_path = left.text_input("Training data (JSONL)", value=default_input, key="input_path",
                              help="Defaults to paths.output_file of the active config (what linking writes).")
-min_confidence = right.number_input("min_confidence", 0.0, 1.0, float(min_confidence_default), 0.05,
-                                    key="min_confidence", help="Pairs linked below this are demoted.")
+min_confidence = float(min_confidence_default)
+right.metric("min_confidence", f"{min_confidence:g}",
+             help="The linking threshold saved in the config (set it on the Linking page): a confidence is the "
+                  "probability that a link is right, and pairs linked below it are demoted to a lower tier.")
 upload = st.file_uploader("…or upload a JSONL", type=["jsonl"], key="upload")
 if upload is not None:
     try:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from engine.errors import StudioError
 from engine.settings import active_workspace
+from engine.store import Workspace
 from engine.widgets import WidgetPaths
 from engine.widgets.dataset import SPLITS, create_dataset
 from engine.widgets.evaluate import DEFAULT_MAX_TOKENS, evaluate_training_data, set_actions
@@ -211,11 +212,15 @@ with st.form("create_dataset"):
                                   help="Apple adapter format, 80/10/10 split by widget; the strategy is applied.")
 if build:
     try:
-        built = create_dataset(paths, set_name.strip())
+        built = create_dataset(paths, set_name.strip(), workspace=Workspace.open(active_workspace()))
     except StudioError as exc:
         st.error(str(exc))
     else:
         st.success(f"Built {built.folder}: {built.summary()}.")
+        if built.held:
+            st.warning(f"{len(built.held)} widget(s) hold possible sensitive data and were left out until reviewed: "
+                       + "; ".join(f"{widget_id} ({', '.join(kinds)})" for widget_id, kinds in built.held)
+                       + f". Review them with `python -m engine review --widget-set {built.folder}`.")
 for dataset in list_datasets(paths):
     with st.expander(f"{dataset.name}: " + ", ".join(f"{dataset.counts[s]} {s}" for s in SPLITS),
                      expanded=dataset.name == set_name.strip()):

@@ -10,6 +10,7 @@ from engine.config import MAX_TOP_K
 from engine.extract import extract
 from engine.linking.link import LinkResult, link
 from engine.linking.matcher import MODES
+from engine.ops.tasks import current_task
 from engine.progress import TqdmProgress
 
 
@@ -43,9 +44,15 @@ def format_summary(result: LinkResult) -> str:
         f"  ✓ {result.stored_links:,} scored links stored; {result.kept_links:,} kept for "
         f"{result.linked_commits:,} commits",
     ]
+    if result.mode == "best":
+        lines.insert(3, f"  ✓ {result.candidate_commits:,} commits had knowledge in their time window "
+                        f"({result.candidates:,} candidates scored); the others cannot be linked")
+    if result.capped_texts:
+        lines.append(f"  ! {result.capped_texts:,} very long texts: only their first ~1,800 tokens were embedded")
     if result.confidence_mean is not None:
         lines.append(f"  ✓ Average confidence: {result.confidence_mean:.3f} "
-                     f"(range {result.confidence_min:.3f} - {result.confidence_max:.3f})")
+                     f"(range {result.confidence_min:.3f} - {result.confidence_max:.3f}); confidences are "
+                     f"calibrated, so about {result.confidence_mean:.0%} of the kept links should be right")
     lines.append(f"  ✓ Created {result.pairs:,} training entries from {result.linked_commits:,} linked commits"
                  + (f" (average {result.pairs / result.linked_commits:.1f} entries per commit)"
                     if result.linked_commits else ""))
@@ -67,12 +74,22 @@ def format_summary(result: LinkResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config, workspace = config_and_workspace(args)
-    progress = TqdmProgress(enabled=not args.json, min_total=200)
+    bars = TqdmProgress(enabled=not args.json, min_total=200)
+    task = current_task()  # the Linking page runs this verb as a background task and polls its status
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        bars(stage, done, total)
+        if task:
+            task(stage, done, total)
+
     try:
+        progress("reading new source rows", 0, None)
         extracted = None if args.no_extract else extract(config, workspace, progress=progress)
         result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress)
     finally:
-        progress.close()
+        bars.close()
+    if task:
+        task.finish({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()})
     if args.json:
         print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()}, indent=2))
     else:

@@ -1,7 +1,9 @@
-"""`python -m engine review [--input JSONL] [--line N --decision good|bad|skip|redact --reviewer NAME]`
+"""`python -m engine review [--input JSONL | --collected | --widget-set FOLDER] [...] [--decision D --reviewer NAME]`
 
-Without --decision: list the review queue of the dataset (validate queues flagged and sampled pairs). With it:
-record one decision on the pair at line N."""
+The one review gate, for every kind of dataset: training pairs in a JSONL (`--input`, queued by validate; decide
+with `--line N`), collected examples in the workspace (`--collected`; decide with `--example ID`) and widget
+examples a `widgets create-dataset` held back (`--widget-set datasets/<set>`; decide with `--widget ID`).
+Without --decision: list what waits for a reviewer, with the kinds of what was found (never the values)."""
 
 from __future__ import annotations
 
@@ -9,23 +11,49 @@ import argparse
 
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.review import DECISIONS, default_reviewer, record_decision
-from engine.dataset.validate import review_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "review", help="list the review queue, or record a decision on one pair",
-        description="Review flagged and sampled pairs: good (keep), bad (drop), skip, or redact.",
+        "review", help="list the review queue, or record a decision on one pair, example or widget",
+        description="Review flagged and sampled pairs, collected examples and widgets: good (keep), bad (drop), "
+                    "skip, or redact.",
     )
     add_input_arguments(parser)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--collected", action="store_true", help="review the workspace's collected examples")
+    target.add_argument("--widget-set", help="review the widgets a create-dataset held back in this dataset folder")
     parser.add_argument("--line", type=int, help="the pair's line number in the JSONL (1-based)")
+    parser.add_argument("--example", type=int, help="the collected example's id (from --collected)")
+    parser.add_argument("--widget", help="the widget's id (from --widget-set)")
     parser.add_argument("--decision", choices=DECISIONS)
     parser.add_argument("--reviewer", default=None, help="who decides (default: $STUDIO_REVIEWER or your login)")
     parser.add_argument("--note", help="a short note kept with the decision")
     parser.set_defaults(func=run)
 
 
+def _workspace(args: argparse.Namespace):
+    from engine.store import Workspace, resolve_workspace
+
+    if args.workspace or not args.config:
+        return Workspace.open(resolve_workspace(args.workspace))
+    return resolve_input(args)[1]
+
+
+def _decided(decision) -> str:
+    return f"{decision.decision} by {decision.reviewer}" if decision else "-"
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.collected:
+        return _run_collected(args)
+    if args.widget_set:
+        return _run_widgets(args)
+    return _run_pairs(args)
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
+    from engine.dataset.validate import review_items
     from engine.errors import StudioError
 
     source, workspace = resolve_input(args)
@@ -36,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         print(f"{'line':>6}  {'reason':<8} {'tier':<7} {'decision':<22} findings")
         for item in items:
-            decided = f"{item.decision.decision} by {item.decision.reviewer}" if item.decision else "-"
             kinds = ", ".join(sorted({finding.kind for finding in item.findings})) or "-"
-            print(f"{item.pair_index + 1:>6}  {item.reason:<8} {item.tier:<7} {decided[:22]:<22} {kinds}")
+            print(f"{item.pair_index + 1:>6}  {item.reason:<8} {item.tier:<7} {_decided(item.decision)[:22]:<22} "
+                  f"{kinds}")
         return 0
     if args.line is None:
         raise StudioError("Say which pair with --line N (its line number in the JSONL).")
@@ -53,4 +81,55 @@ def run(args: argparse.Namespace) -> int:
     made = record_decision(workspace, pair_hash, args.decision, args.reviewer or default_reviewer(),
                            dataset=str(source.expanduser().resolve()), pair_index=pair_index, note=args.note)
     print(f"line {args.line}: {made.decision} by {made.reviewer} at {made.decided_at}")
+    return 0
+
+
+def _run_collected(args: argparse.Namespace) -> int:
+    from engine.collect.review import decide_example, flagged_examples
+    from engine.errors import StudioError
+
+    workspace = _workspace(args)
+    if args.decision is None:
+        examples = flagged_examples(workspace.root)
+        if not examples:
+            print("No collected example holds possible sensitive data.")
+            return 0
+        print(f"{'example':>8}  {'source':<14} {'decision':<22} {'findings':<40} where")
+        for example in examples:
+            print(f"{example.id:>8}  {example.source:<14} {_decided(example.decision)[:22]:<22} "
+                  f"{', '.join(example.kinds)[:40]:<40} {example.origin} ({', '.join(example.fields)})")
+        return 0
+    if args.example is None:
+        raise StudioError("Say which example with --example ID (the number `review --collected` lists).")
+    made = decide_example(workspace.root, args.example, args.decision, args.reviewer or default_reviewer(),
+                          args.note)
+    print(f"example {args.example}: {made.decision} by {made.reviewer} at {made.decided_at}")
+    return 0
+
+
+def _run_widgets(args: argparse.Namespace) -> int:
+    from engine.errors import StudioError
+    from engine.widgets.dataset import decide_widget, held_widgets
+
+    workspace = _workspace(args)
+    held = held_widgets(args.widget_set)
+    if args.decision is None:
+        if not held:
+            print(f"No widget in {args.widget_set} is held for sensitive-data review.")
+            return 0
+        from engine.dataset.review import latest_decisions
+
+        decisions = latest_decisions(workspace, [entry["key"] for entry in held])
+        print(f"{'widget':<30} {'decision':<22} findings")
+        for entry in held:
+            where = ", ".join(sorted({finding["field"] for finding in entry.get("findings", [])}))
+            print(f"{entry['id'][:30]:<30} {_decided(decisions.get(entry['key']))[:22]:<22} "
+                  f"{', '.join(entry['kinds'])} ({where})")
+        print("Decide with --widget ID --decision good|bad|redact, then run `widgets create-dataset` again.")
+        return 0
+    if not args.widget:
+        raise StudioError("Say which widget with --widget ID (the id `review --widget-set` lists).")
+    made = decide_widget(workspace, args.widget_set, args.widget, args.decision, args.reviewer or default_reviewer(),
+                         args.note)
+    print(f"widget {args.widget}: {made.decision} by {made.reviewer} at {made.decided_at}")
     return 0

@@ -77,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _paths(create, "csv", "downloads", "prompts", "strategy", "datasets", "config", "analysis")
     create.add_argument("--set", required=True, help="the dataset name (a folder under --datasets)")
     create.add_argument("--model", help="tokenizer for trimming (default: the one `evaluate` used)")
+    create.add_argument("--workspace", help="workspace whose review decisions apply to widgets holding sensitive "
+                        "data (default: $STUDIO_WORKSPACE or data/workspace)")
     create.set_defaults(func=run_create_dataset)
 
 
@@ -205,10 +207,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_create_dataset(args: argparse.Namespace) -> int:
+    from engine.store import Workspace, resolve_workspace
     from engine.widgets.dataset import create_dataset
 
     paths = paths_from_args(args)
-    report = create_dataset(paths, args.set, args.model)
+    workspace = Workspace.open(resolve_workspace(args.workspace))
+    report = create_dataset(paths, args.set, args.model, workspace=workspace)
+    for widget_id, kinds in report.held:
+        print(f"held for review: {widget_id}: {', '.join(kinds)}", file=sys.stderr)
+    if report.held:
+        print(f"Review them with `python -m engine review --widget-set {report.folder}`, then run create-dataset "
+              "again.", file=sys.stderr)
     for widget_id, reason in report.excluded:
         print(f"excluded: {widget_id}: {reason}", file=sys.stderr)
     for widget_id, reason in report.skipped:

@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.collect.commits import project_name, read_commit_examples
 from engine.collect.conversations import conversation_files, read_conversation_examples
 from engine.collect.docs import read_doc_examples
-from engine.collect.examples import CollectError, Example, Skip, instruction_view, training_text
+from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
 from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
@@ -107,14 +107,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _sensitive_counts(candidates: list[Example], progress: ProgressFn) -> list[int]:
-    """Findings per candidate (secrets, PII), scanned over its instruction view (a chat's turns included)."""
-    from engine.dataset.validate import scan_findings
+def _sensitive_counts(workspace: Workspace, candidates: list[Example], progress: ProgressFn) -> list[int]:
+    """Findings per candidate (secrets, PII) in every text of its record: each chat turn, prompt and answer, and
+    its metadata (engine.dataset.gate), with scans cached in the workspace."""
+    from engine.dataset.gate import scan_records
 
-    items = [(index, example.record if example.format == "instruction" else instruction_view(example.record,
-                                                                                             example.format))
-             for index, example in enumerate(candidates)]
-    findings = scan_findings(None, items, progress)
+    findings = scan_records(workspace, [(index, example.record) for index, example in enumerate(candidates)],
+                            progress)
     return [len(findings.get(index, ())) for index in range(len(candidates))]
 
 
@@ -207,7 +206,7 @@ def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Exampl
                                          f"{example.origin}: {quality.reasons[0]}")
             continue
         kept.append((example, digest, quality, verdict))
-    sensitive = _sensitive_counts([example for example, *_ in kept], progress)
+    sensitive = _sensitive_counts(workspace, [example for example, *_ in kept], progress)
     now = _now()
     rows = []
     for done, ((example, digest, quality, verdict), findings) in enumerate(zip(kept, sensitive, strict=True), 1):

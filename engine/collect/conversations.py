@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.collect.examples import ROLES, CollectError, Example, Skip, malformed_reason
 from engine.dataset.jsonl import read_jsonl
+from engine.errors import shown_label
 from engine.records import iso_utc
 
 POSITIVE = frozenset({"positive", "good", "up", "thumbs_up", "thumbsup", "+1", "👍", "like", "liked", "helpful",
@@ -90,7 +91,7 @@ def conversation_example(value: dict, where: str, min_message_chars: int) -> Exa
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             role = message.get("role") if isinstance(message, dict) else None
             return Skip("message with an unsupported role", where,
-                        f"{where}: role {role!r} (expected system, user or assistant)")
+                        f"{where}: role {shown_label(role)} (expected system, user or assistant)")
         text = _text(message.get("content"))
         if text is None:
             return Skip("message content is not text", where)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from engine.collect.examples import Example, Skip
+from engine.dataset.sensitive import detect_sensitive
 
 MIN_SECTION_CHARS = 80
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
@@ -131,6 +132,8 @@ def doc_examples(doc_path: str, text: str, project: str, timestamp: str | None, 
             continue  # the empty preamble before the title is not a section anyone wrote
         name = " > ".join(inner)
         slug = _slug(name) if inner else "overview"
+        if inner and detect_sensitive(name):
+            slug = f"section-{len(slugs) + 1}"  # a heading holding a secret must not become an id shown everywhere
         slugs[slug] = slugs.get(slug, 0) + 1
         if slugs[slug] > 1:
             slug = f"{slug}-{slugs[slug]}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from engine.dataset.dedup import pair_hash
 from engine.dataset.export import to_completion
-from engine.errors import StudioError
+from engine.errors import StudioError, shown_label
 
 ROLES = ("system", "user", "assistant")
 
@@ -135,7 +135,8 @@ def format_problems(record: dict, fmt: str) -> list[str]:
         if not isinstance(message, dict):
             problems.append(f"message {index + 1} is not an object")
         elif message.get("role") not in ROLES:
-            problems.append(f"message {index + 1} has role {message.get('role')!r}, not system, user or assistant")
+            problems.append(f"message {index + 1} has role {shown_label(message.get('role'))}, not system, user or "
+                            "assistant")
         elif not isinstance(message.get("content"), str) or not message["content"].strip():
             problems.append(f"message {index + 1} has no text")
     if not problems and not any(message["role"] == "assistant" for message in messages):

@@ -1,7 +1,10 @@
 """export_training: the collected examples as an mlx-lm data folder, `<workspace>/datasets/collected/`.
 
 What goes in: examples that are not marked duplicates, not dropped by the quality check, at or above
-collect.export_min_tier, and free of sensitive-data findings unless a reviewer kept (`good`) or redacted them.
+collect.export_min_tier, and through the sensitive-data gate (engine.dataset.gate): every text of the example,
+metadata included, is scanned with today's rules; one with findings goes in only once a reviewer kept it (`good`)
+or chose `redact` (then every finding, in the metadata too, becomes a typed placeholder). Flagged examples are
+listed by `python -m engine review --collected`.
 Lines are in collect.export_format: "chat" writes `{"messages": [...]}`; "completion" and "instruction" write
 `{"prompt", "completion"}` (mlx-lm has no instruction format, so an instruction pair's prompt is its instruction
 and context, as engine.dataset.export writes it). Beside them, `by_source/<source>.jsonl` holds the same examples in
@@ -24,10 +27,8 @@ from pathlib import Path
 
 from engine.collect.examples import to_chat_line, to_completion_line
 from engine.config import TIERS, PipelineConfig
+from engine.dataset.gate import gate_records
 from engine.dataset.jsonl import dumps_line
-from engine.dataset.redact import redact_record
-from engine.dataset.review import latest_decisions
-from engine.dataset.sensitive import Finding, detect_sensitive, scan_record
 from engine.dataset.split import split_by_hash
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace, write_atomic
@@ -36,24 +37,6 @@ FOLDER = ("datasets", "collected")
 VALID_FRACTION = 0.1
 TEST_FRACTION = 0.1
 SPLITS = ("train", "valid", "test")
-
-
-def _redacted(record: dict, fmt: str) -> dict:
-    """The record with every sensitive span replaced by a typed placeholder (`<AWS_ACCESS_KEY_1>`)."""
-    if fmt == "instruction":
-        return redact_record(record, scan_record(record, 0))
-    if fmt == "chat":
-        messages = []
-        for message in record["messages"]:
-            findings = [Finding(0, "instruction", span.kind, span.start, span.end, span.source)
-                        for span in detect_sensitive(message["content"])]
-            content = redact_record({"instruction": message["content"]}, findings)["instruction"]
-            messages.append({**message, "content": content})
-        return {**record, "messages": messages}
-    findings = [Finding(0, "instruction" if name == "prompt" else "output", span.kind, span.start, span.end,
-                        span.source) for name in ("prompt", "completion") for span in detect_sensitive(record[name])]
-    redacted = redact_record({"instruction": record["prompt"], "output": record["completion"]}, findings)
-    return {**record, "prompt": redacted["instruction"], "completion": redacted["output"]}
 
 
 def _balanced_splits(hashes: list[str]) -> dict[str, list[int]]:
@@ -100,35 +83,40 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
                             " ORDER BY id").fetchall()
     finally:
         conn.close()
-    flagged = [row["content_hash"] for row in rows if row["sensitive"]]
-    decisions = latest_decisions(workspace, flagged) if flagged else {}
     excluded: Counter = Counter()
-    chosen, lines, redacted = [], [], 0
-    native: dict[str, list[str]] = {}
-    for done, row in enumerate(rows, start=1):
-        progress("export", done, len(rows))
-        decision = decisions.get(row["content_hash"])
-        verdict = decision.decision if decision else None
+    candidates = []
+    for row in rows:
         if row["duplicate_of"] is not None:
             excluded["duplicate"] += 1
         elif row["dropped"]:
             excluded["dropped by the quality check"] += 1
         elif TIERS.index(row["tier"]) > TIERS.index(min_tier):
             excluded[f"below {min_tier} tier"] += 1
-        elif row["sensitive"] and verdict not in ("good", "redact"):
-            excluded["possible sensitive data, not reviewed"] += 1
         else:
-            record = json.loads(row["record_json"])
-            if row["sensitive"] and verdict == "redact":
-                record = _redacted(record, row["format"])
-                redacted += 1
-            line = to_chat_line(record, row["format"]) if fmt == "chat" else to_completion_line(record, row["format"])
-            chosen.append(row)
-            lines.append(dumps_line(line))
-            metadata = {**(record.get("metadata") or {}), "source": row["source"], "format": row["format"],
-                        "quality_tier": row["tier"], "quality_score": row["quality_score"],
-                        "human_reviewed": bool(row["human_reviewed"]), "timestamp": row["source_time"]}
-            native.setdefault(row["source"], []).append(dumps_line({**record, "metadata": metadata}))
+            candidates.append(row)
+    # One gate for every example, scanned again with today's rules (cached by content): a secret the rules of
+    # collection time did not know still waits for a reviewer, and a redaction covers the metadata too.
+    verdicts = gate_records(workspace, [(row["content_hash"], json.loads(row["record_json"])) for row in candidates],
+                            progress)
+    chosen, lines, redacted = [], [], 0
+    native: dict[str, list[str]] = {}
+    for done, (row, verdict) in enumerate(zip(candidates, verdicts, strict=True), start=1):
+        progress("export", done, len(candidates))
+        if verdict.action == "hold":
+            excluded["possible sensitive data, not reviewed"] += 1
+            continue
+        if verdict.action == "drop":
+            excluded["sensitive data, marked bad by a reviewer"] += 1
+            continue
+        record = verdict.record
+        redacted += verdict.action == "redact"
+        line = to_chat_line(record, row["format"]) if fmt == "chat" else to_completion_line(record, row["format"])
+        chosen.append(row)
+        lines.append(dumps_line(line))
+        metadata = {**(record.get("metadata") or {}), "source": row["source"], "format": row["format"],
+                    "quality_tier": row["tier"], "quality_score": row["quality_score"],
+                    "human_reviewed": bool(row["human_reviewed"]), "timestamp": row["source_time"]}
+        native.setdefault(row["source"], []).append(dumps_line({**record, "metadata": metadata}))
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = {
         "folder": str(folder), "written": False, "counts": dict.fromkeys(SPLITS, 0), "format": fmt,

@@ -2,11 +2,13 @@
 (dedup_cleanup). Both read the examples in batches, decide, and write all their changes in one transaction.
 
 quality_check applies what changed since collection: review decisions (good makes an example human-reviewed and
-can make it gold; bad drops it), and the scoring rules or min_confidence of today. dedup_cleanup runs
-engine.dataset.dedup over the examples' instruction views (a chat's last reply is its output): of each group of
-exact or near duplicates the best (human-reviewed, then highest score, then oldest) is kept and the others point
-at it in `duplicate_of`. Nothing is deleted, so a later check can undo a mark and a report can show it. Memory
-follows the batch size and the number of candidates (examples sharing an answer), not the table's size.
+can make it gold; bad drops it), the scoring rules or min_confidence of today, and today's sensitive-data rules
+(the `sensitive` count, engine.dataset.gate; scans are cached by content, so only new rules cost time).
+dedup_cleanup runs engine.dataset.dedup over the examples' instruction views (a chat's last reply is its
+output): of each group of exact or near duplicates the best (human-reviewed, then highest score, then oldest) is
+kept and the others point at it in `duplicate_of`. Nothing is deleted, so a later check can undo a mark and a
+report can show it. Memory follows the batch size and the number of candidates (examples sharing an answer), not
+the table's size.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from engine.collect.examples import instruction_view
 from engine.collect.scoring import score_example
 from engine.config import TIERS, PipelineConfig
 from engine.dataset.dedup import _normalized_code, find_duplicates
+from engine.dataset.gate import scan_records
 from engine.dataset.review import latest_decisions
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
@@ -54,17 +57,18 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
         total = conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
         updates, by_tier, changed, checked = [], Counter(), 0, 0
         for rows in _batches(conn, "content_hash, source, format, record_json, tier, quality_score, quality_reasons,"
-                                   " dropped, human_reviewed"):
+                                   " dropped, human_reviewed, sensitive"):
             decisions = latest_decisions(workspace, [row["content_hash"] for row in rows])
-            for row in rows:
+            records = [json.loads(row["record_json"]) for row in rows]
+            findings = scan_records(workspace, list(enumerate(records)))
+            for index, (row, record) in enumerate(zip(rows, records, strict=True)):
                 decision = decisions.get(row["content_hash"])
                 verdict = decision.decision if decision else None
-                quality = score_example(json.loads(row["record_json"]), row["format"], row["source"], verdict,
-                                        config.min_confidence)
+                quality = score_example(record, row["format"], row["source"], verdict, config.min_confidence)
                 new = (quality.tier, quality.score, json.dumps(quality.reasons), int(quality.dropped),
-                       int(verdict in ("good", "redact")))
+                       int(verdict in ("good", "redact")), len(findings.get(index, ())))
                 old = (row["tier"], row["quality_score"], row["quality_reasons"], row["dropped"],
-                       row["human_reviewed"])
+                       row["human_reviewed"], row["sensitive"])
                 by_tier[quality.tier] += 1
                 if new != old:
                     updates.append((*new, row["id"]))
@@ -74,7 +78,7 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
         checked_at = _now()
         with workspace.transaction(conn):
             conn.executemany("UPDATE examples SET tier = ?, quality_score = ?, quality_reasons = ?, dropped = ?,"
-                             " human_reviewed = ? WHERE id = ?", updates)
+                             " human_reviewed = ?, sensitive = ? WHERE id = ?", updates)
             conn.execute("UPDATE examples SET checked_at = ?", (checked_at,))
             dropped = conn.execute("SELECT COUNT(*) FROM examples WHERE dropped = 1").fetchone()[0]
             reviewed = conn.execute("SELECT COUNT(*) FROM examples WHERE human_reviewed = 1").fetchone()[0]

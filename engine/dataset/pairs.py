@@ -53,8 +53,10 @@ def _sources_of(conn: sqlite3.Connection, representative_ids: list[int]) -> dict
     return found
 
 
-def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, top_k: int) -> list[dict]:
-    """The pairs of a stored link run at this threshold and top-k, in commit time order."""
+def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, top_k: int,
+                contexts: list[list[str]] | None = None) -> list[dict]:
+    """The pairs of a stored link run at this threshold and top-k, in commit time order. `contexts`, when given,
+    receives each pair's context blocks (one per linked item), which `write_mlx_folder` scans once each."""
     links = conn.execute(
         "SELECT l.commit_sha, l.confidence, l.semantic, l.keyword, l.time_score, l.reference, k.id,"
         " k.knowledge_type, k.text, k.app_name, k.window_name, k.timestamp FROM links l"
@@ -73,8 +75,8 @@ def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, to
         linked = by_commit.get(commit["sha"])
         if not linked:
             continue
-        context = "\n\n".join(
-            _context_block(item, (sources.get(item["id"]) or [{}])[0].get("source_id")) for item in linked)
+        blocks = [_context_block(item, (sources.get(item["id"]) or [{}])[0].get("source_id")) for item in linked]
+        context = "\n\n".join(blocks)
         best = linked[0]
         best_sources = sources.get(best["id"], [])
         listed = []
@@ -89,6 +91,8 @@ def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, to
         for change in conn.execute(
             "SELECT path, added_code FROM file_changes WHERE commit_sha = ? ORDER BY path", (commit["sha"],)
         ):
+            if contexts is not None:
+                contexts.append(blocks)
             pairs.append({
                 "instruction": commit["message"].strip(),
                 "input": f"{context}\n\nTask: Modify {change['path']}",
@@ -115,7 +119,34 @@ def write_pairs(pairs: list[dict], output_file: Path) -> Path:
     return Path(output_file)
 
 
-def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.1) -> tuple[Path | None, dict]:
+def _flagged(pairs: list[dict], contexts: list[list[str]] | None, workspace) -> list[bool]:
+    """Whether each pair holds possible sensitive data. With its context blocks, a pair is scanned in parts (the
+    commit message, each linked item's block, the code, the task line, the metadata without the file path), so a
+    screen linked to many commits, or the context shared by a commit's files, is scanned once, and with a
+    workspace once ever (its scan cache); the gate is the same one validation and export use."""
+    from engine.dataset.gate import scan_records
+
+    if contexts is None or len(contexts) != len(pairs):
+        return [bool(scan_record(pair, index)) for index, pair in enumerate(pairs)]
+    views, names = [], []
+    for pair, blocks in zip(pairs, contexts, strict=True):
+        metadata = pair.get("metadata") if isinstance(pair.get("metadata"), dict) else {}
+        path = str(metadata.get("file_path") or "")
+        task = pair["input"][len("\n\n".join(blocks)):] if pair["input"].startswith("\n\n".join(blocks)) \
+            else pair["input"]
+        views.append({"instruction": pair.get("instruction"), "output": pair.get("output"),
+                      "messages": [{"role": "user", "content": text} for text in [*blocks, task]],
+                      "metadata": {key: value for key, value in metadata.items() if key != "file_path"}})
+        names.append(path.rsplit("/", 1)[-1] or "capture.txt")
+    by_view = {id(view): name for view, name in zip(views, names, strict=True)}
+    found = scan_records(workspace, list(enumerate(views)),
+                         filename_of=lambda view: lambda field: by_view[id(view)] if field == "output" else
+                         "capture.txt")
+    return [bool(found.get(index)) for index in range(len(pairs))]
+
+
+def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.1,
+                     contexts: list[list[str]] | None = None, workspace=None) -> tuple[Path | None, dict]:
     """train.jsonl and valid.jsonl of mlx-lm completions lines (engine.dataset.export's format and hash split, so
     a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two pairs write nothing
     (and remove stale files, which would otherwise be trained on as if current)."""
@@ -123,7 +154,8 @@ def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.
     targets = {name: folder / f"{name}.jsonl" for name in ("train", "valid")}
     # Nothing unsafe reaches training: a pair with possible sensitive data waits for review (Validation page,
     # `python -m engine validate`, then `export`) instead of going straight into the MLX folder.
-    safe = [pair for index, pair in enumerate(pairs) if not scan_record(pair, index)]
+    flagged = _flagged(pairs, contexts, workspace)
+    safe = [pair for pair, held in zip(pairs, flagged, strict=True) if not held]
     held = len(pairs) - len(safe)
     pairs = safe
     if len(pairs) < 2:

@@ -1,24 +1,20 @@
-"""Sensitive data in training pairs: secrets (API keys, tokens, passwords, private keys) and PII.
+"""Sensitive data in training text: secrets (API keys, tokens, passwords, private keys) and PII.
 
-The maintained detector is detect-secrets (Yelp): its plugins and heuristic filters run line by line, as when it
-scans a file. This module adds what that misses in screen captures, transcripts and diffs:
+Detectors, each returning `Span`s (kind, start, end, source) over the sensitive VALUE:
+- the provider table (engine/dataset/rules/providers.yaml): one entry per documented token format, with its
+  keywords, entropy floor and an example true and false positive. Adding a provider is adding an entry there;
+- context rules (engine/dataset/context_rules.py): secrets known by what surrounds them on screens, in terminals,
+  code and commit messages (assignments behind shell prompts, labels, key tables, HTTP auth, URLs with credentials);
+- PEM / PGP private key blocks as a whole, also when OCR breaks the header or the body across lines;
+- secrets spoken in transcripts ("the staging password is blue-falcon-42");
+- PII (engine/dataset/pii.py): e-mail, phone numbers, payment cards, IBANs, US SSNs;
+- detect-secrets (Yelp), for what it does that the rules above do not: its language-aware keyword detector, its
+  high-entropy string detectors and the IBM/Cloudant/SoftLayer credential detectors. Its provider regexes are left
+  out: the table has each of them anchored at token boundaries (its AWS rule, unanchored, fires inside all-caps
+  words).
 
-- secrets spoken in transcripts ("the staging password is blue-falcon-42"),
-- PEM private keys as a whole block, also when OCR breaks the header or the body across lines (detect-secrets
-  only marks the `BEGIN ... PRIVATE KEY` words, so redacting its finding would leave the key itself),
-- connection strings with passwords (URLs, ADO/ODBC `Password=...;`, JDBC `?password=`),
-- provider tokens it does not know (Anthropic, Google, Hugging Face, new OpenAI, GitHub fine-grained, ...),
-- `.env`-style assignments without quotes (`DB_PASSWORD=...`) as OCR shows them,
-- PII: e-mail addresses, phone numbers (Google's libphonenumber via `phonenumbers`), payment card numbers (Luhn,
-  via `python-stdnum`), IBANs (ISO 7064 mod 97, via `python-stdnum`) and US social security numbers.
-
-False positives are kept down by one allowlist applied to every detector: documented example keys
-(AKIAIOSFODNN7EXAMPLE, jwt.io's token, Stripe's test cards, ...), placeholders (`${API_KEY}`, `{{ token }}`,
-`<your-key>`, `****`), hex digests (git SHAs, lockfile hashes) outside a secret assignment, lockfile integrity
-lines and UUIDs.
-
-A `Span` is (kind, start, end, source) with character offsets into the scanned text; `source` names the detector
-(`detect-secrets:AWSKeyDetector`, `studio:spoken_secret`, ...). Nothing here logs or returns the secret value.
+Overlapping spans merge into one covering all of them, so redaction never leaves a piece of a secret behind.
+Nothing here logs or returns the secret value: callers get offsets, kinds and rule names.
 """
 
 from __future__ import annotations
@@ -29,35 +25,27 @@ import string
 import threading
 from dataclasses import asdict, dataclass
 
-# Bump when a rule changes: cached scan results keyed by an older version are recomputed.
-DETECTOR_VERSION = "studio-sensitive-7"
+from engine.dataset import context_rules, pii
+from engine.dataset.rules import load_provider_rules, provider_kinds, scan_providers
+from engine.dataset.secret_values import is_code_reference, is_natural_language, is_placeholder
+from engine.dataset.spans import Span
+
+__all__ = ["DETECTOR_VERSION", "Finding", "KINDS", "PII_KINDS", "Span", "detect_sensitive", "mask",
+           "placeholder_tag", "scan_record", "scan_with_detect_secrets"]
+
+# Bump when a rule changes: cached scan results keyed by an older version are recomputed. The provider table's
+# content is part of the version, so editing providers.yaml invalidates the cache by itself.
+_DETECTOR_BASE = "studio-sensitive-8"
 
 # kind -> (placeholder tag, what it is). The placeholder tag names the `<TAG_n>` a redaction writes.
-KINDS: dict[str, tuple[str, str]] = {
-    "aws_access_key": ("AWS_ACCESS_KEY", "AWS access key id"),
+_BUILTIN_KINDS: dict[str, tuple[str, str]] = {
     "aws_secret_key": ("AWS_SECRET_KEY", "AWS secret access key"),
-    "github_token": ("GITHUB_TOKEN", "GitHub token"),
-    "gitlab_token": ("GITLAB_TOKEN", "GitLab token"),
-    "slack_token": ("SLACK_TOKEN", "Slack token or webhook"),
-    "stripe_key": ("STRIPE_KEY", "Stripe live key"),
-    "openai_key": ("OPENAI_KEY", "OpenAI API key"),
-    "anthropic_key": ("ANTHROPIC_KEY", "Anthropic API key"),
-    "google_api_key": ("GOOGLE_API_KEY", "Google API key"),
-    "huggingface_token": ("HF_TOKEN", "Hugging Face token"),
-    "npm_token": ("NPM_TOKEN", "npm token"),
-    "pypi_token": ("PYPI_TOKEN", "PyPI token"),
-    "sendgrid_key": ("SENDGRID_KEY", "SendGrid API key"),
-    "twilio_key": ("TWILIO_KEY", "Twilio API key"),
-    "discord_token": ("DISCORD_TOKEN", "Discord bot token"),
-    "telegram_token": ("TELEGRAM_TOKEN", "Telegram bot token"),
-    "mailchimp_key": ("MAILCHIMP_KEY", "Mailchimp key"),
-    "azure_storage_key": ("AZURE_STORAGE_KEY", "Azure storage key"),
-    "cloud_credential": ("CLOUD_CREDENTIAL", "other cloud credential (IBM, SoftLayer, Artifactory, Square, ...)"),
-    "provider_token": ("API_TOKEN", "other provider token (Shopify, DigitalOcean, Postman, Linear, ...)"),
-    "jwt": ("JWT", "JSON web token"),
+    "cloud_credential": ("CLOUD_CREDENTIAL", "other cloud credential (IBM, SoftLayer, Cloudant)"),
     "private_key": ("PRIVATE_KEY", "private key block"),
-    "connection_string": ("DB_PASSWORD", "password in a connection string or URL"),
-    "password": ("PASSWORD", "password or secret assigned in code or config"),
+    "http_credentials": ("HTTP_CREDENTIALS", "HTTP credentials (curl -u, Authorization header)"),
+    "connection_string": ("CONNECTION_STRING", "connection string or URL holding a password"),
+    "password": ("PASSWORD", "password assigned in code, config or a terminal"),
+    "secret": ("SECRET", "key, token or secret assigned or labelled in code, config or on a screen"),
     "spoken_secret": ("SPOKEN_SECRET", "secret said aloud in a transcript"),
     "high_entropy_string": ("SECRET", "high-entropy string"),
     "email": ("EMAIL", "e-mail address"),
@@ -67,19 +55,39 @@ KINDS: dict[str, tuple[str, str]] = {
     "us_ssn": ("SSN", "US social security number"),
 }
 
+
+def _kinds() -> dict[str, tuple[str, str]]:
+    kinds = {kind: (kind.upper(), f"{provider} credential") for kind, provider in provider_kinds().items()}
+    kinds.update(_BUILTIN_KINDS)
+    return kinds
+
+
+KINDS: dict[str, tuple[str, str]] = _kinds()
 PII_KINDS = frozenset({"email", "phone_number", "credit_card", "iban", "us_ssn"})
 
+
+def _version() -> str:
+    import hashlib
+
+    from engine.dataset.rules import TABLE
+
+    return f"{_DETECTOR_BASE}+{hashlib.sha1(TABLE.read_bytes()).hexdigest()[:10]}"
+
+
+DETECTOR_VERSION = _version()
+
 _DETECT_SECRETS_KIND = {
+    "Base64 High Entropy String": "high_entropy_string",
+    "Hex High Entropy String": "high_entropy_string",
+    "Secret Keyword": "password",
+    "Artifactory Credentials": "artifactory_token",
     "AWS Access Key": "aws_access_key",
     "Azure Storage Account access key": "azure_storage_key",
     "Basic Auth Credentials": "connection_string",
     "Discord Bot Token": "discord_token",
     "GitHub Token": "github_token",
     "GitLab Token": "gitlab_token",
-    "Base64 High Entropy String": "high_entropy_string",
-    "Hex High Entropy String": "high_entropy_string",
     "JSON Web Token": "jwt",
-    "Secret Keyword": "password",
     "Mailchimp Access Key": "mailchimp_key",
     "NPM tokens": "npm_token",
     "OpenAI Token": "openai_key",
@@ -90,11 +98,15 @@ _DETECT_SECRETS_KIND = {
     "Stripe Access Key": "stripe_key",
     "Telegram Bot Token": "telegram_token",
     "Twilio API Key": "twilio_key",
+    "Square OAuth Secret": "square_token",
     "Public IP (ipv4)": "ip_address",
 }
+_CLOUD_TYPES = frozenset({"Cloudant Credentials", "IBM Cloud IAM Key", "IBM COS HMAC Credentials",
+                          "SoftLayer Credentials"})
 
 # When spans overlap, the more specific kind names the merged span (lower number wins).
-_GENERIC_RANK = {"password": 5, "spoken_secret": 5, "connection_string": 4, "high_entropy_string": 9}
+_GENERIC_RANK = {"http_credentials": 3, "connection_string": 4, "aws_secret_key": 1, "password": 5,
+                 "spoken_secret": 5, "secret": 6, "high_entropy_string": 9}
 
 
 def _rank(kind: str) -> int:
@@ -104,18 +116,9 @@ def _rank(kind: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """One sensitive stretch of a text: its kind, character offsets [start, end) and the detector that found it."""
-
-    kind: str
-    start: int
-    end: int
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
 class Finding:
-    """A span located in a JSONL file: line `pair_index` (0-based), field instruction|input|output."""
+    """A span located in a record: line `pair_index` (0-based) of a JSONL, `field` the path of the text in the
+    record (`output`, `messages[1].content`, `metadata.sources[0].window_name`)."""
 
     pair_index: int
     field: str
@@ -128,18 +131,17 @@ class Finding:
         return asdict(self)
 
 
+def placeholder_tag(kind: str) -> str:
+    return KINDS.get(kind, (kind.upper(), ""))[0]
+
+
 # ---------------------------------------------------------------------------------------------- detect-secrets
 
-# IPPublicDetector is left out: addresses on a developer's screen are hosts, not secrets, and the studio's
-# labelled set showed it flagging version numbers such as 10.2.14.1.
-_STUDIO_PLUGINS = [name for name in (
-    "ArtifactoryDetector", "AWSKeyDetector", "AzureStorageKeyDetector", "BasicAuthDetector", "CloudantDetector",
-    "DiscordBotTokenDetector", "GitHubTokenDetector", "GitLabTokenDetector", "Base64HighEntropyString",
-    "HexHighEntropyString", "IbmCloudIamDetector", "IbmCosHmacDetector", "JwtTokenDetector", "KeywordDetector",
-    "MailchimpDetector", "NpmDetector", "OpenAIDetector", "PrivateKeyDetector", "PypiTokenDetector",
-    "SendGridDetector", "SlackDetector", "SoftlayerDetector", "SquareOAuthDetector", "StripeDetector",
-    "TelegramBotTokenDetector", "TwilioKeyDetector",
-)]
+# What detect-secrets adds to the rules here: its keyword detector (language-aware `password = ...`), its
+# high-entropy string detectors, and IBM / SoftLayer / Cloudant credentials. IPPublicDetector is left out:
+# addresses on a developer's screen are hosts, not secrets.
+_STUDIO_PLUGINS = ("Base64HighEntropyString", "CloudantDetector", "HexHighEntropyString", "IbmCloudIamDetector",
+                   "IbmCosHmacDetector", "KeywordDetector", "SoftlayerDetector")
 
 # detect-secrets keeps its configuration in a process-wide singleton; one lock serialises every use of it.
 _DETECT_SECRETS_LOCK = threading.Lock()
@@ -182,27 +184,66 @@ def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _detect_secrets_findings(numbered: list[tuple[int, str]], filename: str):
+    """detect-secrets' per-line scan (scan.py's `_process_line_based_plugins`) with the same plugins and filters,
+    but its per-line filters and code snippets are computed only for lines where a plugin found something: the
+    bookkeeping it does for every line is most of its time, and most lines hold nothing."""
+    from detect_secrets.core.scan import _is_filtered_out
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.code_snippet import get_code_snippet
+    from detect_secrets.util.inject import call_function_with_arguments
+
+    line_content = [line for _, line in numbered]
+    plugins = get_plugins()
+    for index, (number, line) in enumerate(numbered):
+        line = line.rstrip()
+        context = None
+        for plugin in plugins:
+            found = call_function_with_arguments(plugin.analyze_line, filename=filename, line=line,
+                                                 line_number=number, context=None)
+            for secret in found or ():
+                if context is None:
+                    context = get_code_snippet(lines=line_content, line_number=index + 1)
+                    if _is_filtered_out(required_filter_parameters=["line"], filename=filename, line=line,
+                                        context=context):
+                        break
+                if _is_filtered_out(required_filter_parameters=["secret"], filename=secret.filename,
+                                    secret=secret.secret_value, plugin=plugin, line=line):
+                    continue
+                if _is_filtered_out(required_filter_parameters=["context"], filename=secret.filename,
+                                    secret=secret.secret_value, plugin=plugin, line=line, context=context):
+                    continue
+                secret.line_number = index + 1
+                yield secret
+
+
 def scan_with_detect_secrets(text: str, filename: str = "capture.txt", all_plugins: bool = False) -> list[Span]:
     """Run detect-secrets over `text` line by line, as it scans a file named `filename` (the name selects its
-    keyword rules for that language). `all_plugins=True` runs every plugin with no studio rule at all: the
-    baseline the benchmark compares with. Spans cover every occurrence of each reported value on its line."""
+    keyword rules for that language). `all_plugins=True` runs every plugin with no studio rule at all, through
+    detect-secrets' own scan loop: the baseline the benchmarks compare with. Spans cover every occurrence of each
+    reported value on its line."""
     from detect_secrets.core.scan import _process_line_based_plugins  # the per-line core of scan_file
 
-    plugins = _all_detect_secrets_plugins() if all_plugins else tuple(_STUDIO_PLUGINS)
+    plugins = _all_detect_secrets_plugins() if all_plugins else _STUDIO_PLUGINS
     lines = _lines_with_offsets(text)
+    if not all_plugins:
+        # only lines that name a secret or hold a long token can give the studio's plugins a finding
+        lines = [(offset, line) for offset, line in lines if _DETECT_SECRETS_LINE.search(line)]
+        if not lines:
+            return []
     spans = []
     with _DETECT_SECRETS_LOCK:
         _configure(plugins)
         numbered = [(number, line) for number, (_, line) in enumerate(lines, start=1)]
-        for secret in _process_line_based_plugins(lines=numbered, filename=filename):
+        found = _process_line_based_plugins(lines=numbered, filename=filename) if all_plugins \
+            else _detect_secrets_findings(numbered, filename)
+        for secret in found:
             offset, line = lines[secret.line_number - 1]
             value = secret.secret_value or ""
-            plugin = type(secret).__name__
             kind = _DETECT_SECRETS_KIND.get(secret.type, secret.type.lower().replace(" ", "_"))
             if kind == "aws_access_key" and not _AWS_KEY_ID.fullmatch(value):
                 kind = "aws_secret_key"
-            if secret.type in {"Artifactory Credentials", "Cloudant Credentials", "IBM Cloud IAM Key",
-                               "IBM COS HMAC Credentials", "SoftLayer Credentials", "Square OAuth Secret"}:
+            if secret.type in _CLOUD_TYPES:
                 kind = "cloud_credential"
             plugin = _plugin_names().get(secret.type, "detect-secrets")
             start = line.find(value) if value else -1
@@ -218,9 +259,15 @@ def scan_with_detect_secrets(text: str, filename: str = "capture.txt", all_plugi
     return _dedupe(spans)
 
 
+_AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}")
+# What a line needs for the studio's detect-secrets plugins to report anything: a word of the keyword detector's
+# or the IBM / SoftLayer / Cloudant detectors', or a run long enough for the entropy detectors.
+_DETECT_SECRETS_LINE = re.compile(r"(?i)pass|pwd|secret|token|key|auth|api|cred|private|ibm|cloudant|softlayer|sl_|"
+                                  r"hmac|[A-Za-z0-9+/=_-]{20}")
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 # Kinds whose reported value is exactly the secret (a password after `=`), never widened.
-_VALUE_KINDS = frozenset({"password", "connection_string", "high_entropy_string", "aws_secret_key", "private_key"})
+_VALUE_KINDS = frozenset({"password", "connection_string", "high_entropy_string", "aws_secret_key", "private_key",
+                          "cloud_credential"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -234,36 +281,58 @@ def _dedupe(spans: list[Span]) -> list[Span]:
     return sorted(set(spans), key=lambda span: (span.start, span.end, span.kind))
 
 
-# ------------------------------------------------------------------------------------------------- studio rules
+# ----------------------------------------------------------------------------- allowlist for detect-secrets
 
-_AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGEST_CONTEXT = re.compile(
+    r"(?i)(?:sha(?:1|224|256|384|512)[-:=]|integrity|checksum|\bhash\b|digest|resolved|commit|\bsha\b|\brev\b|"
+    r"revision|merge|parent|tree|blob|index [0-9a-f]{7}|etag|fingerprint|\bid\b)")
+_SECRET_WORD = re.compile(r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+                          r"private[_-]?key|credential|auth)")
+_LOCKFILE_LINE = re.compile(r"(?i)\b(?:integrity|checksum|resolved|sha(?:1|256|384|512))\b|\bhash\s*=|--hash=")
 
-_TOKEN_RULES: list[tuple[str, re.Pattern]] = [
-    ("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])")),
-    ("aws_secret_key", re.compile(
-        r"(?i)aws.{0,24}?(?:secret|private).{0,24}?[=:]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
-    ("anthropic_key", re.compile(r"sk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{80,120}")),
-    ("openai_key", re.compile(r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48}(?![A-Za-z0-9])")),
-    ("google_api_key", re.compile(r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
-    ("huggingface_token", re.compile(r"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{34,40}(?![A-Za-z0-9])")),
-    ("github_token", re.compile(
-        r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9])")),
-    ("gitlab_token", re.compile(r"(?<![A-Za-z0-9_])gl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,64}")),
-    ("slack_token", re.compile(
-        r"xox[abposr]-[0-9A-Za-z-]{10,120}|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_/]{20,120}")),
-    ("stripe_key", re.compile(r"(?<![A-Za-z0-9_])(?:sk|rk)_live_[0-9A-Za-z]{20,99}")),
-    ("npm_token", re.compile(r"(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])")),
-    ("pypi_token", re.compile(r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}")),
-    ("sendgrid_key", re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
-    ("twilio_key", re.compile(r"(?<![A-Za-z0-9])(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
-    ("provider_token", re.compile(
-        r"(?<![A-Za-z0-9_])(?:shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}|dop_v1_[a-f0-9]{64}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}"
-        r"|lin_api_[A-Za-z0-9]{40}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|dapi[a-f0-9]{32}|xai-[A-Za-z0-9]{60,90}"
-        r"|gsk_[A-Za-z0-9]{52})(?![A-Za-z0-9])")),
-]
 
-_DASHES = r"[-\u2010-\u2015_~=]{2,}"
+def _line_around(text: str, start: int, end: int) -> str:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    return text[line_start: line_end if line_end != -1 else len(text)]
+
+
+def _keep_detect_secrets_span(text: str, span: Span) -> bool:
+    """detect-secrets' findings pass the studio's allowlist: placeholders, UUIDs, code references, digests
+    (git SHAs, lockfile hashes) and names of secrets are dropped."""
+    value = text[span.start:span.end]
+    if span.kind == "private_key":
+        return True
+    if is_placeholder(value):
+        return False
+    line = _line_around(text, span.start, span.end)
+    if any(value.lower() in uuid.lower() for uuid in _UUID.findall(line)):
+        return False  # a UUID, or one of its hex groups
+    if span.kind in {"password", "high_entropy_string"}:
+        if is_code_reference(value) or is_natural_language(value):
+            return False
+        if re.fullmatch(r"[A-Z0-9]+(?:[-_][A-Z0-9]+)+", value) and re.search(
+                r"(?:^|[-_])(?:KEY|SECRET|TOKEN|PASSWORD|API|NAME)(?:[-_]|$)", value):
+            return False  # the name of a secret (in a secret manager), not its value
+    if span.kind == "high_entropy_string":
+        if _HEX.fullmatch(value):
+            # Hex strings are digests (git SHAs, lockfile hashes) unless assigned to something named like a secret.
+            before = line[: line.find(value)] if value in line else line
+            return bool(_SECRET_WORD.search(before)) and not _DIGEST_CONTEXT.search(before)
+        if _LOCKFILE_LINE.search(line):
+            return False
+    if span.kind == "password" and _HEX.fullmatch(value) and len(value) in (7, 8, 10, 12, 40, 64):
+        before = line[: line.find(value)] if value in line else line
+        if _DIGEST_CONTEXT.search(before) and not re.search(r"(?i)(?:pass|pwd|secret|token|key)\s*[:=]", before):
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------- detectors
+
+_DASHES = r"[-\u2010-\u2015_~=]{2,6}"
 _PEM_BEGIN = re.compile(
     _DASHES + r"[ \t]*BEGIN[\s_]+((?:[A-Z0-9]+[\s_]+){0,3})PRIVATE[\s_]+KEY(?:[\s_]+BLOCK)?[ \t]*" + _DASHES,
     re.IGNORECASE,
@@ -274,21 +343,7 @@ _PEM_END = re.compile(
 )
 _BASE64_LINE = re.compile(r"[A-Za-z0-9+/=: \t-]{16,}")
 
-_CONNECTION_URL = re.compile(
-    r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,24}://[^\s:/@'\"<>]{0,64}:([^\s@/'\"<>]{1,128})@[A-Za-z0-9.\-\[\]_]+")
-_CONNECTION_PARAM = re.compile(r"(?i)[?&;](?:password|passwd|pwd|pass)=([^&;\s'\"]{1,128})")
-_ADO_PASSWORD = re.compile(r"(?i)(?:^|[;\"'\s])(?:password|pwd)\s*=\s*([^;'\"\r\n]{1,128}?)\s*(?=;|[\"']|$)")
-_ADO_CONTEXT = re.compile(r"(?i)\b(?:server|data source|host|user id|uid|database|initial catalog)\s*=")
 
-_SECRET_NAME = (r"[A-Za-z0-9_.-]*(?:PASSWORD|PASSWD|PASSPHRASE|PWD|SECRET|TOKEN|API_?KEY|APIKEY|ACCESS_?KEY"
-                r"|PRIVATE_?KEY|SECRET_?KEY|CREDENTIALS?)(?:_?\d+)?")
-# NAME=value lines of .env files and shell exports as OCR and diffs show them (diff "+" and gutter numbers allowed).
-_ENV_ASSIGNMENT = re.compile(
-    r"(?im)^[ \t+]*(?:\d{1,5}[ \t]+)?(?:export[ \t]+)?(" + _SECRET_NAME
-    + r")[ \t]*[:=][ \t]*[\"']?([^\s\"',;]{6,200})")  # '#' starts a comment only after a space
-# name = "value", name: 'value', "name": "value", name="value" (keyword arguments), name => "value".
-_QUOTED_ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(" + _SECRET_NAME + r")[\"']?[ \t]*(?:=|:|=>|:=)[ \t]*([\"'])([^\"'\s]{6,200})\2")
 _SPOKEN = re.compile(
     r"(?i)\b(?:(?:admin|root|db|database|wi-?fi|vpn|staging|prod(?:uction)?|master|account|server|router|"
     r"laptop|login|ssh|sudo|email|alarm|door|safe|bank)\s+)?"
@@ -317,111 +372,6 @@ _NUMBER_WORDS = frozenset("zero oh one two three four five six seven eight nine 
 _SPOKEN_REFERENCE = re.compile(r"(?i)\b(?:vault|1password|keychain|keepass|secrets?\s+manager|env(?:ironment)?|"
                                r"slack|dm|email|config|file|ticket|wiki|readme|docs?)\b")
 
-_EMAIL = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-    r"[A-Za-z]{2,24}(?![\w-])")
-_NOT_TLDS = frozenset("png jpg jpeg gif svg webp ico js jsx ts tsx mjs cjs py rs go rb java kt css scss json map "
-                      "lock yml yaml toml md txt html wasm so dll exe zip gz".split())
-_EXAMPLE_DOMAIN = re.compile(
-    r"(?i)(?:^|\.)(?:example\.(?:com|org|net|edu)|[a-z0-9-]+\.(?:example|test|invalid|localhost|local|internal)"
-    r"|localhost|users\.noreply\.github\.com|noreply\.github\.com)$")
-_NOREPLY = re.compile(r"(?i)^(?:no-?reply|donotreply|do-not-reply|git|mailer-daemon|postmaster)$")
-
-_CARD = re.compile(r"(?<![\w.-])(?:\d[ -]?){12,18}\d(?![\w-]|\.\d)")
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9])|35|3(?:0[0-5]|[68]))")
-_DOCUMENTED_CARDS = frozenset({
-    "4111111111111111", "4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222",
-    "5200828282828210", "5105105105105100", "378282246310005", "371449635398431", "6011111111111117",
-    "6011000990139424", "3056930009020004", "36227206271667", "3566002020360505", "4012888888881881",
-    "4000000000000002", "4000000000009995", "5454545454545454", "4444333322221111",
-})
-_CARD_CONTEXT = re.compile(r"(?i)card|visa|master|amex|\bcc\b|credit|debit|payment|\bpan\b|charged")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
-_DOCUMENTED_IBANS = frozenset({"GB82WEST12345698765432", "DE89370400440532013000", "GB29NWBK60161331926819",
-                               "FR1420041010050500013M02606", "NL91ABNA0417164300", "CH9300762011623852957"})
-_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
-_DOCUMENTED_SSNS = frozenset({"078-05-1120", "123-45-6789", "219-09-9999", "457-55-5462"})
-_PHONE_DIGITS = re.compile(r"\d")
-_PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|call|mobile|cell|fax|whatsapp|sms|text\s+me|"
-                            r"number|reach\s+me|contact)\b")
-_DATEISH = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$|^\d{1,2}:\d{2}")
-
-# ------------------------------------------------------------------------------------------------- allowlist
-
-_DOCUMENTED_VALUES = frozenset({
-    "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AKIAI44QH8DHBEXAMPLE",
-    "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY", "ASIAIOSFODNN7EXAMPLE", "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIy"
-    "fQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-})
-_PLACEHOLDER = re.compile(
-    r"""(?ix)^(?:
-        \$\{?[A-Za-z_][A-Za-z0-9_.:-]*\}?      # ${API_KEY}, $TOKEN
-      | \{\{.*\}\} | \{%.*%\} | \$\(.*\) | %\(?\w*\)?s | %[A-Z_]+%
-      | <[^<>]{1,60}> | \[[A-Z_ -]{3,60}\]
-      | [*x•#.\-_]{3,} | (?:x{3,}|X{3,}).* | .*(?:x{6,}|X{6,}|\*{3,}).*
-      | .*(?:example|placeholder|changeme|change[_-]me|dummy|redacted|sample|your[_-]?(?:api|secret|token|key|pass)
-           |insert[_-]?here|replace[_-]?me|fake|not[_-]?a[_-]?real|xxxx|todo|fixme).*
-      | (?:password|passwd|pass|secret|token|apikey|api_key|test|testing|admin|root|postgres|mysql|guest|user
-           |none|null|nil|undefined|empty|true|false|string|str|bytes|optional|required|default|value|mypassword
-           |foobar|foo|bar|s3cr3t)
-    )$""")
-_CODE_REFERENCE = re.compile(
-    r"(?x)^(?:[A-Za-z_][\w]*\s*\(|[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+(?:\(|\[|$)|(?:os|process|self|this|config|"
-    r"settings|env|request|args|opts|options|params|ctx|context)[.\[]|[A-Za-z_]\w*\[)")
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_DIGEST_CONTEXT = re.compile(
-    r"(?i)(?:sha(?:1|224|256|384|512)[-:=]|integrity|checksum|\bhash\b|digest|resolved|commit|\bsha\b|\brev\b|"
-    r"revision|merge|parent|tree|blob|index [0-9a-f]{7}|etag|fingerprint|\bid\b)")
-_SECRET_WORD = re.compile(r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
-                          r"private[_-]?key|credential|auth)")
-_LOCKFILE_LINE = re.compile(r"(?i)\b(?:integrity|checksum|resolved|sha(?:1|256|384|512))\b|\bhash\s*=|--hash=")
-
-
-def _is_documented_or_placeholder(value: str) -> bool:
-    stripped = value.strip().strip("\"'`")
-    if not stripped or stripped in _DOCUMENTED_VALUES:
-        return True
-    return bool(_PLACEHOLDER.match(stripped))
-
-
-def _line_around(text: str, start: int, end: int) -> str:
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    return text[line_start: line_end if line_end != -1 else len(text)]
-
-
-def _keep_span(text: str, span: Span) -> bool:
-    """The allowlist: False for documented examples, placeholders, digests, lockfile hashes, UUIDs, code refs."""
-    value = text[span.start:span.end]
-    if span.kind in PII_KINDS:
-        return True  # PII rules validate their own matches (checksums, domains)
-    if span.kind == "private_key":
-        return True  # a key block is never an example worth keeping in training data
-    if _is_documented_or_placeholder(value):
-        return False
-    line = _line_around(text, span.start, span.end)
-    if any(value.lower() in uuid.lower() for uuid in _UUID.findall(line)):
-        return False  # a UUID, or one of its hex groups
-    if span.kind in {"password", "high_entropy_string", "connection_string", "aws_secret_key"}:
-        if _CODE_REFERENCE.match(value):
-            return False
-    if span.kind == "high_entropy_string":
-        if _HEX.fullmatch(value):
-            # Hex strings are digests (git SHAs, lockfile hashes) unless assigned to something named like a secret.
-            before = line[: line.find(value)] if value in line else line
-            return bool(_SECRET_WORD.search(before)) and not _DIGEST_CONTEXT.search(before)
-        if _LOCKFILE_LINE.search(line):
-            return False
-    if span.kind == "password" and _HEX.fullmatch(value) and len(value) in (7, 8, 10, 12, 40, 64):
-        before = line[: line.find(value)] if value in line else line
-        if _DIGEST_CONTEXT.search(before) and not re.search(r"(?i)(?:pass|pwd|secret|token|key)\s*[:=]", before):
-            return False
-    return True
-
-
-# ------------------------------------------------------------------------------------------------- detectors
 
 
 def _pem_spans(text: str) -> list[Span]:
@@ -431,6 +381,8 @@ def _pem_spans(text: str) -> list[Span]:
             continue
         end_match = _PEM_END.search(text, begin.end(), begin.end() + 20000)
         if end_match:
+            if len(re.sub(r"\s", "", text[begin.end():end_match.start()])) < 16:
+                continue  # BEGIN ... END around nothing (or `anything`): a template, not a key
             end = end_match.end()
         else:
             # No END marker on screen (scrolled away or cut by OCR): take the base64-looking lines that follow.
@@ -457,43 +409,6 @@ def _pem_spans(text: str) -> list[Span]:
     return spans
 
 
-def _token_spans(text: str) -> list[Span]:
-    spans = []
-    for kind, pattern in _TOKEN_RULES:
-        for match in pattern.finditer(text):
-            group = 1 if pattern.groups else 0
-            spans.append(Span(kind, match.start(group), match.end(group), f"studio:{kind}"))
-    return spans
-
-
-def _connection_spans(text: str) -> list[Span]:
-    spans = []
-    for pattern in (_CONNECTION_URL, _CONNECTION_PARAM):
-        for match in pattern.finditer(text):
-            spans.append(Span("connection_string", match.start(1), match.end(1), "studio:connection_string"))
-    for match in _ADO_PASSWORD.finditer(text):
-        line = _line_around(text, match.start(1), match.end(1))
-        if _ADO_CONTEXT.search(line):
-            spans.append(Span("connection_string", match.start(1), match.end(1), "studio:connection_string"))
-    return spans
-
-
-def _env_spans(text: str) -> list[Span]:
-    spans = []
-    for match in _ENV_ASSIGNMENT.finditer(text):
-        value = match.group(2)
-        if value.startswith(("$", "%", "<", "{", "(", "[", "!")) or _CODE_REFERENCE.match(value):
-            continue
-        if value.isalpha() and value.islower() and len(value) < 12:
-            continue  # TOKEN_TYPE=bearer, AUTH=required: words, not secrets
-        if value.replace(".", "").isdigit():
-            continue  # TOKEN_TTL=3600
-        spans.append(Span("password", match.start(2), match.end(2), "studio:env_assignment"))
-    for match in _QUOTED_ASSIGNMENT.finditer(text):
-        spans.append(Span("password", match.start(3), match.end(3), "studio:quoted_assignment"))
-    return spans
-
-
 def _spoken_spans(text: str) -> list[Span]:
     spans = []
     for match in _SPOKEN.finditer(text):
@@ -516,95 +431,42 @@ def _spoken_spans(text: str) -> list[Span]:
     return spans
 
 
-def _email_spans(text: str) -> list[Span]:
+def _provider_spans(text: str, lowered: str) -> list[Span]:
     spans = []
-    for match in _EMAIL.finditer(text):
-        local, _, domain = match.group(0).rpartition("@")
-        if domain.rsplit(".", 1)[-1].lower() in _NOT_TLDS or _EXAMPLE_DOMAIN.search(domain) or _NOREPLY.match(local):
-            continue
-        if text[match.end(): match.end() + 1] == ":" and local == "git":
-            continue  # git@github.com:org/repo.git is an ssh remote
-        spans.append(Span("email", match.start(), match.end(), "studio:email"))
+    for rule, start, end in scan_providers(text, lowered):
+        value = text[start:end]
+        # a webhook URL's secret is its last segment: `.../services/TAGGINGEXAMPLE/...` names no placeholder
+        if not is_placeholder(value.rstrip("/").rsplit("/", 1)[-1] if "://" in value else value):
+            spans.append(Span(rule.kind, start, end, f"rule:{rule.name}"))
     return spans
 
 
-def _card_spans(text: str) -> list[Span]:
-    from stdnum import luhn
+def _repeats(text: str, spans: list[Span]) -> list[Span]:
+    """Every other verbatim copy of a flagged value (8+ characters) is flagged too: redaction must not leave the
+    second copy of a key behind because only the first stood next to its name."""
+    extra = []
+    for span in spans:
+        value = text[span.start:span.end]
+        if len(value) < 8:
+            continue
+        start = text.find(value)
+        while start != -1:
+            if start != span.start:
+                extra.append(Span(span.kind, start, start + len(value), span.source))
+            start = text.find(value, start + 1)
+    return extra
 
-    spans = []
-    for match in _CARD.finditer(text):
-        raw = match.group(0)
-        digits = raw.replace(" ", "").replace("-", "")
-        if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or digits in _DOCUMENTED_CARDS:
-            continue
-        if len(set(digits)) < 4 or not luhn.is_valid(digits):
-            continue
-        groups = re.split(r"[ -]", raw)
-        if len(groups) > 1 and not all(3 <= len(group) <= 6 for group in groups):
-            continue  # "2026 11 25 1234 5678" is not how cards are written
-        if len(groups) == 1 and not _CARD_CONTEXT.search(text[max(0, match.start() - 40): match.start()]):
-            continue  # one in ten long ids passes Luhn: a bare digit run is a card only where something says so
-        spans.append(Span("credit_card", match.start(), match.end(), "studio:credit_card"))
+
+def _context_spans(text: str) -> list[Span]:
+    return [*context_rules.assignment_spans(text), *context_rules.label_spans(text),
+            *context_rules.http_auth_spans(text), *context_rules.url_credential_spans(text)]
+
+
+def _pii_spans(text: str) -> list[Span]:
+    spans: list[Span] = []
+    for detector in pii.DETECTORS:
+        spans.extend(detector(text))
     return spans
-
-
-def _iban_spans(text: str) -> list[Span]:
-    from stdnum import iban
-
-    spans = []
-    for match in _IBAN.finditer(text):
-        raw = match.group(0).rstrip()
-        compact = raw.replace(" ", "")
-        if compact in _DOCUMENTED_IBANS:
-            continue
-        # A trailing word glued by a space ("DE44 5001 0517 5407 3249 31 and") is not part of the IBAN.
-        while compact and not iban.is_valid(compact) and " " in raw:
-            raw = raw.rsplit(" ", 1)[0]
-            compact = raw.replace(" ", "")
-        if compact and iban.is_valid(compact):
-            spans.append(Span("iban", match.start(), match.start() + len(raw), "studio:iban"))
-    return spans
-
-
-def _ssn_spans(text: str) -> list[Span]:
-    spans = []
-    for match in _SSN.finditer(text):
-        area, group, serial = match.groups()
-        if area in {"000", "666"} or area.startswith("9") or group == "00" or serial == "0000":
-            continue
-        if match.group(0) in _DOCUMENTED_SSNS:
-            continue
-        spans.append(Span("us_ssn", match.start(), match.end(), "studio:us_ssn"))
-    return spans
-
-
-def _phone_spans(text: str) -> list[Span]:
-    if len(_PHONE_DIGITS.findall(text)) < 7:
-        return []
-    import phonenumbers
-
-    spans = []
-    for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID):
-        raw = match.raw_string
-        if _DATEISH.match(raw):
-            continue
-        before = text[max(0, match.start - 1): match.start]
-        after = text[match.end: match.end + 1]
-        if (before and (before.isalnum() or before in "._-/:#")) or (after and (after.isalnum() or after in "_/")):
-            continue  # part of an id, a path, a version or a hash
-        formatted = raw.startswith("+") or re.search(r"[\s().-]", raw.strip())
-        if not formatted and not _PHONE_CONTEXT.search(text[max(0, match.start - 40): match.start]):
-            continue  # a bare run of digits is an id or a timestamp unless someone calls it a number
-        line = _line_around(text, match.start, match.end)
-        if re.search(r"(?i)\b(?:version|v\d|sha|commit|build|port|pid|id|uuid|timestamp|epoch|ms)\b", line) and \
-                not _PHONE_CONTEXT.search(line):
-            continue
-        spans.append(Span("phone_number", match.start, match.end, "studio:phone_number"))
-    return spans
-
-
-_STUDIO_DETECTORS = (_pem_spans, _token_spans, _connection_spans, _env_spans, _spoken_spans, _email_spans,
-                     _card_spans, _iban_spans, _ssn_spans, _phone_spans)
 
 
 def _merge(spans: list[Span]) -> list[Span]:
@@ -625,37 +487,31 @@ def detect_sensitive(text: str, filename: str = "capture.txt") -> list[Span]:
     from (its extension selects detect-secrets' keyword rules); OCR text and transcripts use the default."""
     if not text:
         return []
-    candidates = [span for span in scan_with_detect_secrets(text, filename) if span.kind != "ip_address"]
-    for detector in _STUDIO_DETECTORS:
-        candidates.extend(detector(text))
-    kept = [span for span in candidates if span.end > span.start and _keep_span(text, span)]
-    return _merge(kept)
-
-
-def filename_for_field(record: dict, field: str) -> str:
-    """The file name detect-secrets should assume: the changed file for the code output, a text file otherwise."""
-    if field == "output":
-        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-        path = metadata.get("file_path")
-        if isinstance(path, str) and path:
-            return path.rsplit("/", 1)[-1]
-    return "capture.txt"
-
-
-FIELDS = ("instruction", "input", "output")
+    lowered = text.lower()
+    candidates = [span for span in scan_with_detect_secrets(text, filename)
+                  if span.kind != "ip_address" and _keep_detect_secrets_span(text, span)]
+    candidates += _provider_spans(text, lowered)
+    candidates += _context_spans(text)
+    candidates += _pem_spans(text)
+    candidates += _spoken_spans(text)
+    candidates += _pii_spans(text)
+    candidates = [span for span in candidates if span.end > span.start]
+    candidates += _repeats(text, [span for span in candidates if span.kind not in PII_KINDS])
+    return _merge(candidates)
 
 
 def scan_record(record: dict, pair_index: int) -> list[Finding]:
-    """Findings in the instruction, input and output of one training pair (fields that are not text are skipped)."""
-    findings = []
-    for field in FIELDS:
-        text = record.get(field)
-        if isinstance(text, str) and text:
-            for span in detect_sensitive(text, filename_for_field(record, field)):
-                findings.append(Finding(pair_index, field, span.kind, span.start, span.end, span.source))
-    return findings
+    """Findings in every text of one record (its fields, chat messages and metadata); see engine.dataset.gate."""
+    from engine.dataset.gate import record_findings
+
+    return record_findings(record, pair_index)
 
 
 def mask(value: str) -> str:
     """What a person may see of a secret: its length, never its characters."""
     return "•" * min(len(value), 24) + (f" ({len(value)} chars)" if len(value) > 24 else "")
+
+
+def rule_count() -> int:
+    """How many provider formats the table holds (the report and the bench name it)."""
+    return len(load_provider_rules())

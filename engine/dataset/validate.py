@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
+from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
 from engine.dataset.quality import TIERS, Quality, assess, confidence_of, format_problems, metadata_problems
 from engine.dataset.review import RESOLVING, enqueue, latest_decisions
-from engine.dataset.sensitive import DETECTOR_VERSION, FIELDS, Finding, Span, detect_sensitive, filename_for_field
+from engine.dataset.sensitive import Finding
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
 
@@ -68,54 +69,11 @@ class DatasetAnalysis:
         return [pair for pair in self.pairs if not pair.dropped]
 
 
-def _scan_key(record: dict, field_name: str, text: str) -> str:
-    return hashlib.sha1(f"{filename_for_field(record, field_name)}\0{text}".encode("utf-8", "surrogatepass")
-                        ).hexdigest()
-
-
 def scan_findings(workspace: Workspace | None, items: list[tuple[int, dict]], progress: ProgressFn = no_progress
                   ) -> dict[int, list[Finding]]:
-    """Findings per pair index for (pair_index, record) items, reusing the workspace's scan cache."""
-    wanted: dict[str, tuple[str, str]] = {}  # content hash -> (text, filename)
-    plan: list[tuple[int, str, str]] = []  # (pair_index, field, content hash)
-    for pair_index, record in items:
-        for field_name in FIELDS:
-            text = record.get(field_name)
-            if isinstance(text, str) and text:
-                key = _scan_key(record, field_name, text)
-                wanted.setdefault(key, (text, filename_for_field(record, field_name)))
-                plan.append((pair_index, field_name, key))
-    cached: dict[str, list[Span]] = {}
-    if workspace is not None and wanted:
-        conn = workspace.connect()
-        try:
-            keys = list(wanted)
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                rows = conn.execute(
-                    f"SELECT content_hash, spans_json FROM sensitive_scans WHERE detector_version = ? AND "
-                    f"content_hash IN ({','.join('?' * len(chunk))})", [DETECTOR_VERSION, *chunk]).fetchall()
-                for row in rows:
-                    cached[row["content_hash"]] = [Span(*span) for span in json.loads(row["spans_json"])]
-        finally:
-            conn.close()
-    missing = [key for key in wanted if key not in cached]
-    for done, key in enumerate(missing, start=1):
-        text, filename = wanted[key]
-        cached[key] = detect_sensitive(text, filename)
-        progress("sensitive data", done, len(missing))
-    if workspace is not None and missing:
-        with workspace.transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO sensitive_scans(content_hash, detector_version, spans_json) VALUES (?, ?, ?)",
-                [(key, DETECTOR_VERSION, json.dumps([[s.kind, s.start, s.end, s.source] for s in cached[key]]))
-                 for key in missing])
-    findings: dict[int, list[Finding]] = {}
-    for pair_index, field_name, key in plan:
-        for span in cached[key]:
-            findings.setdefault(pair_index, []).append(
-                Finding(pair_index, field_name, span.kind, span.start, span.end, span.source))
-    return findings
+    """Findings per pair index for (pair_index, record) items, in every text of the record (its metadata too),
+    reusing the workspace's scan cache (engine.dataset.gate)."""
+    return scan_records(workspace, items, progress)
 
 
 def _token_counter(model: str | None):

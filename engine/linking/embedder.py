@@ -5,7 +5,9 @@
   re-run do not pay the load twice. Small jobs run the model in numpy (engine.linking.numpy_bert) and never import
   torch; bulk jobs, and models numpy does not reproduce, run on sentence-transformers.
 - `chunk_texts` splits a text longer than the model's window into overlapping windows of whole tokens, so nothing
-  past token 256 is silently dropped; an item's similarity is the best of its chunks.
+  past token 256 is silently dropped; an item's similarity is the best of its chunks. What is embedded per text is
+  capped (MAX_CHUNKS windows, about 1,800 tokens, from at most MAX_EMBED_CHARS characters): a 10 MB screen dump
+  would otherwise cost hours, and what explains a commit is in its first screens, not its ten-thousandth.
 - `embed_cached(conn, embedder, texts)` returns the chunk vectors of every text, reading the workspace cache
   (content hash, model id, chunk) first and embedding only what is missing.
 - `group_near_duplicates(conn)` assigns every knowledge item to a representative (MinHash LSH over word shingles),
@@ -34,6 +36,8 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 _EMBED_BATCH = 64
 _STORE_EVERY = 512
 CHUNK_OVERLAP_TOKENS = 32
+MAX_CHUNKS = 8
+MAX_EMBED_CHARS = 40_000  # read before tokenizing: 8 windows of 254 tokens are far fewer characters than this
 
 
 class EmbeddingError(StudioError):
@@ -67,17 +71,33 @@ def _resolve_model_location(model: str) -> str:
 
 @dataclass
 class SentenceEmbedder:
-    """A sentence-transformers model behind the calls linking needs: `prepare`, `chunk` and `encode`.
+    """A sentence-transformers model behind the calls linking needs: `prepare`, `chunk`, `head` and `encode`.
 
-    Two runtimes give the same vectors (cosine 0.9999999 on the real model; a test holds it): the numpy encoder
-    (engine.linking.numpy_bert), which starts in 0.2 s, for small jobs such as a re-run after new screens; and
-    sentence-transformers on torch, about 1.3x faster per text but 4.5 s to import, for bulk jobs. A process that
-    has already loaded torch keeps using it."""
+    Runtimes, fastest first (`python -m bench embed` measures them side by side):
+    - "onnx": ONNX Runtime with int8 weights (engine.linking.onnx_bert), for every job when the model is a BERT
+      encoder it reproduces (the default model is) and onnxruntime is installed: about 1.2-1.5x faster than torch
+      and no 4.5 s torch import. Its vectors differ slightly from float32 ones (cosine >= 0.98), so they are cached
+      under their own id, `<model>@int8`, and the link model is trained on them.
+    - "numpy": the numpy encoder (float32, identical to sentence-transformers) for small jobs when ONNX is not
+      available; "torch": sentence-transformers for bulk jobs and for any other architecture.
+    $STUDIO_EMBEDDING_RUNTIME (onnx, numpy, torch, or float32 = numpy/torch by job size) overrides the choice."""
 
     model_id: str
     location: str
     _model: object = None
     _runtime: str | None = None
+
+    def __post_init__(self) -> None:
+        if self._uses_onnx() and not self.model_id.endswith(_ONNX_SUFFIX):
+            self.model_id += _ONNX_SUFFIX
+
+    def _uses_onnx(self) -> bool:
+        wanted = os.environ.get("STUDIO_EMBEDDING_RUNTIME", "onnx").strip().lower()
+        if wanted != "onnx":
+            return False
+        from engine.linking import onnx_bert
+
+        return onnx_bert.available() and self.numpy_model is not None and onnx_bert.supports(self.location)
 
     @property
     def model(self):
@@ -91,10 +111,19 @@ class SentenceEmbedder:
         """The numpy encoder for this folder, or None when its architecture is not one it reproduces."""
         return _load_numpy_model(self.location)
 
+    @property
+    def onnx_model(self):
+        return _load_onnx_model(self.location)
+
     def prepare(self, texts_to_embed: int) -> str:
-        """Pick the runtime for a job of this many texts; returns "numpy" or "torch"."""
-        if self.location in _LOADED or self.numpy_model is None:
+        """Pick the runtime for a job of this many texts; returns "onnx", "numpy" or "torch"."""
+        forced = os.environ.get("STUDIO_EMBEDDING_RUNTIME", "").strip().lower()
+        if self.model_id.endswith(_ONNX_SUFFIX):
+            self._runtime = "onnx"
+        elif self.location in _LOADED or self.numpy_model is None or forced == "torch":
             self._runtime = "torch"
+        elif forced == "numpy":
+            self._runtime = "numpy"
         else:
             self._runtime = "numpy" if texts_to_embed <= NUMPY_MAX_TEXTS else "torch"
         return self._runtime
@@ -105,17 +134,24 @@ class SentenceEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        if self.runtime == "numpy":
+        if self.runtime in ("numpy", "onnx"):
             return self.numpy_model.max_seq_length
         return int(self.model.max_seq_length)
 
     def chunk(self, texts: list[str]) -> list[list[str]]:
         """Each text as one or more windows of at most max_seq_length - 2 tokens (room for [CLS]/[SEP])."""
-        offsets = self.numpy_model.offsets if self.runtime == "numpy" else hf_offsets(self.model.tokenizer)
+        offsets = self.numpy_model.offsets if self.runtime in ("numpy", "onnx") else hf_offsets(self.model.tokenizer)
         return chunk_texts(texts, offsets, self.max_tokens - 2)
+
+    def head(self, texts: list[str]) -> list[str]:
+        """The first window of each text: what the model reads of a commit message (its subject and opening
+        paragraph carry the intent; a squashed pull request's long tail of bullet points does not)."""
+        return [pieces[0] if pieces else "" for pieces in self.chunk([text[:MAX_EMBED_CHARS] for text in texts])]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 vectors, one row per text."""
+        if self.runtime == "onnx":
+            return self.onnx_model.encode(texts)
         if self.runtime == "numpy":
             return self.numpy_model.encode(texts)
         vectors = self.model.encode(texts, batch_size=_EMBED_BATCH, normalize_embeddings=True,
@@ -127,6 +163,16 @@ class SentenceEmbedder:
 NUMPY_MAX_TEXTS = 1000
 _LOADED: dict[str, object] = {}
 _LOADED_NUMPY: dict[str, object] = {}
+_LOADED_ONNX: dict[str, object] = {}
+_ONNX_SUFFIX = "@int8"
+
+
+def _load_onnx_model(location: str):
+    if location not in _LOADED_ONNX:
+        from engine.linking import onnx_bert
+
+        _LOADED_ONNX[location] = onnx_bert.OnnxBert(location)
+    return _LOADED_ONNX[location]
 
 
 def _load_numpy_model(location: str):
@@ -233,6 +279,7 @@ class EmbedStats:
     embedded_texts: int = 0
     embedded_chunks: int = 0
     chunked_texts: int = 0
+    capped_texts: int = 0  # texts longer than MAX_CHUNKS windows: only their first MAX_CHUNKS were embedded
     seconds: float = 0.0
     runtime: str | None = None  # "numpy" or "torch" when anything was embedded
 
@@ -258,7 +305,11 @@ def embed_cached(
         stats.runtime = embedder.prepare(len(missing))
     for start in range(0, len(missing), _STORE_EVERY):
         part = missing[start:start + _STORE_EVERY]
-        pieces = embedder.chunk([texts[digest] for digest in part])
+        pieces = embedder.chunk([texts[digest][:MAX_EMBED_CHARS] for digest in part])
+        capped = [len(chunks) > MAX_CHUNKS or len(texts[digest]) > MAX_EMBED_CHARS
+                  for digest, chunks in zip(part, pieces, strict=True)]
+        stats.capped_texts += sum(capped)
+        pieces = [chunks[:MAX_CHUNKS] for chunks in pieces]
         flat = [piece for chunks in pieces for piece in chunks]
         encoded = embedder.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
         rows, offset = [], 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.errors import StudioError
+from engine.errors import StudioError, shown_label
 
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = {"role", "content", "tools", "response_format"}
@@ -69,7 +69,7 @@ def example_problems(example: object) -> list[str]:
             continue
         role = message.get("role")
         if role not in ROLES:
-            problems.append(f"{where} has role {role!r}, expected one of {', '.join(ROLES)}")
+            problems.append(f"{where} has role {shown_label(role)}, expected one of {', '.join(ROLES)}")
         content = message.get("content")
         if not isinstance(content, str) or not content.strip():
             problems.append(f"{where} needs a non-empty string content")
@@ -90,7 +90,7 @@ def example_problems(example: object) -> list[str]:
                 problems.append(f"{where} carries response_format, allowed only on a user message")
             problems += [f"{where}: {p}" for p in _response_format_problems(message["response_format"])]
         if index and isinstance(example[index - 1], dict) and example[index - 1].get("role") == role:
-            problems.append(f"{where} repeats the role {role!r} of the message before it")
+            problems.append(f"{where} repeats the role {shown_label(role)} of the message before it")
         if role == "assistant" and expect_json_answer and isinstance(content, str):
             try:
                 json.loads(content)
