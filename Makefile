@@ -26,12 +26,10 @@ demo: install
 	$(BIN)/python -m engine extract --config $(DEMO_CONFIG)
 	$(BIN)/python -m engine collect --config $(DEMO_CONFIG)
 
-# On Linux, mlx's CPU backend is ~10x faster for generation with OpenBLAS preloaded (the Compare page runs in
-# the server process, so it must be preloaded when the server starts).
-OPENBLAS := $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libopenblas.so.0))
-
+# `serve` preloads OpenBLAS itself on Linux (mlx's CPU backend is ~10x faster for generation with it, and the
+# Compare page runs in the server process) and watches no files.
 run: demo
-	$(if $(OPENBLAS),LD_PRELOAD=$(OPENBLAS) )$(BIN)/python -m streamlit run app.py
+	$(BIN)/python -m engine serve
 
 lint: install
 	$(BIN)/python -m ruff check .
