@@ -119,6 +119,27 @@ def _fit_logistic(features: np.ndarray, labels: np.ndarray, c: float = 1.0):
     return Logistic(mean, scale, fitted.coef_[0], float(fitted.intercept_[0]))
 
 
+TREE_SETTINGS = {"max_depth": 4, "max_iter": 100, "learning_rate": 0.05, "l2_regularization": 1.0,
+                 "min_samples_leaf": 100, "random_state": 0}
+
+
+def _fit_trees(features: np.ndarray, labels: np.ndarray):
+    """Stage 2: shallow gradient-boosted trees (settings chosen among three tried leave-one-repository-out)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from engine.linking.model import Trees
+
+    fitted = HistGradientBoostingClassifier(**TREE_SETTINGS).fit(features, labels)
+    trees = []
+    for (predictor,) in fitted._predictors:
+        nodes = predictor.nodes
+        trees.append({"feature": nodes["feature_idx"].astype(np.int64),
+                      "threshold": nodes["num_threshold"].astype(float), "left": nodes["left"].astype(np.int64),
+                      "right": nodes["right"].astype(np.int64), "is_leaf": nodes["is_leaf"].astype(bool),
+                      "value": nodes["value"].astype(float)})
+    return Trees(float(np.ravel(fitted._baseline_prediction)[0]), trees)
+
+
 def _isotonic(scores: np.ndarray, labels: np.ndarray):
     from sklearn.isotonic import IsotonicRegression
 
@@ -130,43 +151,45 @@ def _isotonic(scores: np.ndarray, labels: np.ndarray):
     return Calibration(np.asarray(fitted.X_thresholds_, float), np.asarray(fitted.y_thresholds_, float))
 
 
-def _relative(sets: list[LabelledSet], stage1_for) -> list[np.ndarray]:
-    from engine.linking.features import relative_features
+FOLDS_WITHIN_ONE_REPOSITORY = 5
 
-    return [np.column_stack([s.features, relative_features(s.rows, s.cols, stage1_for(s).score(s.features))])
-            for s in sets]
+
+def _folds(sets: list[LabelledSet]) -> np.ndarray:
+    """A fold per candidate: its repository; with one repository, its commit's (hashed into 5 folds), so nothing
+    is ever judged by a model that saw it."""
+    import hashlib
+
+    repositories = sorted({s.repository for s in sets})
+    if len(repositories) > 1:
+        return np.concatenate([np.full(len(s.labels), repositories.index(s.repository)) for s in sets])
+    return np.concatenate([np.array([int(hashlib.sha1(s.shas[row].encode()).hexdigest()[:8], 16)
+                                     % FOLDS_WITHIN_ONE_REPOSITORY for row in s.rows], dtype=np.int64)
+                           for s in sets])
 
 
 def fit_model(sets: list[LabelledSet], info: dict | None = None):
-    """Stage 1 on everything; stage 2 on features + relative features of out-of-fold stage-1 scores; isotonic on
-    out-of-fold stage-2 probabilities. Folds are repositories (commits of one repository when there is one)."""
-    from engine.linking.features import sigmoid
+    """Stage 1 (logistic) on everything; stage 2 (trees) on features + relative features of out-of-fold stage-1
+    scores; isotonic on out-of-fold stage-2 probabilities. Folds are repositories (commits when there is one)."""
+    from engine.linking.features import relative_features, sigmoid
     from engine.linking.model import LinkModel
 
-    groups = sorted({s.repository for s in sets})
+    folds = _folds(sets)
     all_x = np.concatenate([s.features for s in sets])
     all_y = np.concatenate([s.labels for s in sets])
     stage1 = _fit_logistic(all_x, all_y)
-    if len(groups) > 1:
-        fold_stage1 = {g: _fit_logistic(np.concatenate([s.features for s in sets if s.repository != g]),
-                                        np.concatenate([s.labels for s in sets if s.repository != g]))
-                       for g in groups}
-        extended = _relative(sets, lambda s: fold_stage1[s.repository])
-    else:
-        extended = _relative(sets, lambda s: stage1)
-    all_extended = np.concatenate(extended)
-    stage2 = _fit_logistic(all_extended, all_y)
+    first = np.zeros(len(all_y))
+    for fold in np.unique(folds):
+        inside = folds == fold
+        first[inside] = _fit_logistic(all_x[~inside], all_y[~inside]).score(all_x[inside])
+    offsets = np.cumsum([0] + [len(s.labels) for s in sets])
+    all_extended = np.concatenate([
+        np.column_stack([s.features, relative_features(s.rows, s.cols, first[offsets[i]:offsets[i + 1]])])
+        for i, s in enumerate(sets)])
+    stage2 = _fit_trees(all_extended, all_y)
     out_of_fold = np.zeros(len(all_y))
-    if len(groups) > 1:
-        offsets = np.cumsum([0] + [len(s.labels) for s in sets])
-        for g in groups:
-            inside = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i, s in enumerate(sets)
-                                     if s.repository == g])
-            outside = np.setdiff1d(np.arange(len(all_y)), inside)
-            fold = _fit_logistic(all_extended[outside], all_y[outside])
-            out_of_fold[inside] = sigmoid(fold.score(all_extended[inside]))
-    else:
-        out_of_fold = sigmoid(stage2.score(all_extended))
+    for fold in np.unique(folds):
+        inside = folds == fold
+        out_of_fold[inside] = sigmoid(_fit_trees(all_extended[~inside], all_y[~inside]).score(all_extended[inside]))
     calibration = _isotonic(out_of_fold, all_y)
     modes = {}
     for mode in ("semantic", "hybrid"):

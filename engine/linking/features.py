@@ -41,6 +41,7 @@ RELATIVE_FEATURES = ("margin_commit", "margin_item", "best_for_commit", "best_fo
 HOUR = 3600.0
 DAY = 24 * HOUR
 TIMELESS_PER_COMMIT = 10  # timeless items (documents) a commit considers, best by cosine
+TIMELESS_HOURS = 48.0
 MARGIN_CAP = 10.0
 
 _STOP = frozenset(
@@ -312,10 +313,12 @@ def pair_features(commits: CommitSide, items: ItemSide, candidates: Candidates) 
     columns["identifier_ref"] = np.log1p(identifiers)
 
     timeless = np.isnan(candidates.hours)
-    hours = np.where(timeless, 0.0, np.maximum(candidates.hours, 0.0))
-    columns["log_hours"] = np.where(timeless, 0.0, np.log1p(hours))
-    columns["within_hour"] = ((hours < 1.0) & ~timeless).astype(np.float64)
-    columns["log_sightings"] = np.log1p(candidates.sightings)
+    # A document has no time: it is scored as if seen once, TIMELESS_HOURS before the commit (about the typical lead
+    # of the true pages in the labelled histories), so its meaning has to carry it; never as "seen just now".
+    hours = np.where(timeless, TIMELESS_HOURS, np.maximum(candidates.hours, 0.0))
+    columns["log_hours"] = np.log1p(hours)
+    columns["within_hour"] = (hours < 1.0).astype(np.float64)
+    columns["log_sightings"] = np.where(timeless, np.log1p(1.0), np.log1p(candidates.sightings))
     columns["timeless"] = timeless.astype(np.float64)
 
     mean_commit = commits.message_vectors.mean(axis=0)
