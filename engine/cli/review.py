@@ -40,8 +40,12 @@ def _workspace(args: argparse.Namespace):
     return resolve_input(args)[1]
 
 
-def _decided(decision) -> str:
-    return f"{decision.decision} by {decision.reviewer}" if decision else "-"
+def _decided(status) -> str:
+    """An item's status by the review rule, with who answered: `good (ana, bo)`, `conflict (good / bad) (ana, bo)`."""
+    if status is None:
+        return "-"
+    who = ", ".join(sorted(answer.reviewer for answer in status.answers.values()))
+    return f"{status.label} ({who})" if who else status.label
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,9 +121,9 @@ def _run_widgets(args: argparse.Namespace) -> int:
         if not held:
             print(f"No widget in {args.widget_set} is held for sensitive-data review.")
             return 0
-        from engine.dataset.review import latest_decisions
+        from engine.dataset.review import item_statuses
 
-        decisions = latest_decisions(workspace, [entry["key"] for entry in held])
+        decisions = item_statuses(workspace, [entry["key"] for entry in held])
         print(f"{'widget':<30} {'decision':<22} findings")
         for entry in held:
             where = ", ".join(sorted({finding["field"] for finding in entry.get("findings", [])}))
