@@ -211,6 +211,14 @@ def _get(record, parts: list[str | int]):
     return value
 
 
+def value_at(record, path: str):
+    """The value at a record path such as `metadata.sources[0].window_name`; None when the path is not there."""
+    try:
+        return _get(record, parse_path(path))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 def _set(record, parts: list[str | int], new_value: str) -> None:
     target = record
     for part in parts[:-1]:
