@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine.dataset.queue import QueueFilter, decide, decide_all, filter_queue, load_queue, review_progress
 from engine.dataset.review import undo_last
 from engine.dataset.validate import validate_dataset
 from engine.store import Workspace
-from tests.test_sensitive_gate import TOKEN, leaky_world, widget_world  # noqa: F401  (fixtures)
+from tests.review_worlds import TOKEN, build_leaky_world, build_widget_world
+
+
+@pytest.fixture
+def leaky_world(tmp_path, git_repo, screenpipe_db):
+    return build_leaky_world(tmp_path, git_repo, screenpipe_db)
+
+
+@pytest.fixture
+def widget_world(tmp_path):
+    return build_widget_world(tmp_path)
 
 
 def _mined(config) -> Workspace:
