@@ -23,6 +23,16 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 
+def code_span(text: object) -> str:
+    """Data as inline code inside st.markdown / st.caption: a fence of backticks longer than any run inside it
+    (CommonMark code spans take their content literally, so nothing in it is Markdown, HTML or a shortcode)."""
+    value = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {value} " if value.startswith("`") or value.endswith("`") or not value.strip() else value
+    return f"{fence}{padded}{fence}"
+
+
 def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGenerator, ProgressFn]:
     """An st.progress bar and the engine ProgressFn that drives it (stage, done of total)."""
     bar = st.progress(0.0, text=text)

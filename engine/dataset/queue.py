@@ -181,18 +181,20 @@ def _widget_items(workspace: Workspace) -> list[QueueItem]:
             for index, (row, record) in enumerate(zip(rows, records, strict=True))]
 
 
-def load_queue(workspace: Workspace, pair_files: Iterable[str | Path] | None = None, min_confidence: float = 0.6
-               ) -> list[QueueItem]:
+def load_queue(workspace: Workspace, pair_files: Iterable[str | Path] | None = None, min_confidence: float = 0.6,
+               collected: bool = True) -> list[QueueItem]:
     """Every item waiting for (or given) a review, flagged ones first, each key once. `pair_files` are the JSONL
-    files whose queued pairs to include (default: every file validation queued pairs from that still exists).
-    Statuses are attached (see `attach_statuses`)."""
+    files whose queued pairs to include (default: every file validation queued pairs from that still exists);
+    `collected` False leaves out the collected examples and held widgets (one file's review). Statuses are
+    attached (see `attach_statuses`)."""
     files = [Path(path).expanduser().resolve() for path in pair_files] if pair_files is not None \
         else [Path(path) for path in queued_datasets(workspace)]
     loaded: list[QueueItem] = []
     for dataset in dict.fromkeys(files):
         loaded += _pair_items(workspace, dataset, min_confidence)
-    loaded += _example_items(workspace)
-    loaded += _widget_items(workspace)
+    if collected:
+        loaded += _example_items(workspace)
+        loaded += _widget_items(workspace)
     by_key: dict[str, QueueItem] = {}
     for item in loaded:
         first = by_key.get(item.key)
@@ -312,3 +314,29 @@ def decide_all(workspace: Workspace, items: list[QueueItem], decision: str, revi
     from engine.dataset.review import record_bulk
 
     return record_bulk(workspace, [(item.key, item.dataset, item.index) for item in items], decision, reviewer)
+
+
+def queue_fingerprint(workspace: Workspace, pair_files: Iterable[str | Path] | None = None) -> str:
+    """Changes whenever `load_queue` would read something else (examples collected or re-checked, widgets held,
+    pairs queued, a JSONL rewritten, new detector rules), and not when someone answers: a page caches the
+    loaded queue under it and attaches statuses afresh on every run."""
+    from engine.dataset.sensitive import DETECTOR_VERSION
+
+    conn = workspace.connect()
+    try:
+        parts = [DETECTOR_VERSION]
+        for query in ("SELECT COUNT(*), MAX(id), MAX(checked_at), SUM(duplicate_of IS NOT NULL) FROM examples",
+                      "SELECT COUNT(*), MAX(held_at) FROM held_records",
+                      "SELECT COUNT(*), MAX(added_at) FROM review_queue"):
+            parts.append(json.dumps(list(conn.execute(query).fetchone())))
+    finally:
+        conn.close()
+    files = [Path(path).expanduser().resolve() for path in pair_files] if pair_files is not None \
+        else [Path(path) for path in queued_datasets(workspace)]
+    for path in files:
+        try:
+            info = path.stat()
+            parts.append(f"{path}:{info.st_mtime_ns}:{info.st_size}")
+        except OSError:
+            parts.append(f"{path}:missing")
+    return "|".join(parts)
