@@ -324,6 +324,7 @@ BAD_REQUESTS = [
     ("POST", "/api/train", {"epochs": 3}, 422, "epochs"),
     ("POST", "/api/train", {"preset": "huge", "force": True}, 422, "'default', '8gb' or 'quick'"),
     ("POST", "/api/train", {"data": "/nonexistent/folder"}, 400, "does not exist"),
+    ("POST", "/api/train", b"", 422, "needs a JSON object body"),  # a run is started only when asked for in JSON
 ]
 
 
@@ -338,9 +339,41 @@ def test_bad_payloads_give_one_sentence_and_change_nothing(server, world):
     # a cross-site form can post text/plain without a CORS preflight: such a body is never taken as JSON
     status, answer = server.call("PUT", "/api/scheduler/job", raw=b'{"job_id": "mining_code", "enabled": false}',
                                  headers={"Content-Type": "text/plain"})
-    assert status == 422 and "Content-Type: application/json" in assert_one_sentence(answer)
+    assert status == 415 and "Content-Type: application/json" in assert_one_sentence(answer)
     assert db_dump(ws) == before
     assert not ws.joinpath("runs").exists() or not any(ws.joinpath("runs").iterdir())
+
+
+def test_writes_need_json_and_this_origin(server, world):
+    """What a web page the user visits could send: no body and no type, a form type, text/plain, or JSON from its
+    own origin. Every one is refused before anything runs; the same request from a program (no Origin) or from
+    this origin goes through to the usual checks."""
+    ws = world["workspace"]
+    before = db_dump(ws)
+    port = server.base.rsplit(":", 1)[1]
+    cases = [
+        ({}, None, 415, "no Content-Type"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"force=true", 415, "application/json"),
+        ({"Content-Type": "text/plain"}, b'{"force": true}', 415, "application/json"),
+        ({"Origin": "http://evil.test", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "http://evil.test"),
+        ({"Origin": "null", "Content-Type": "application/json"}, b'{"force": true}', 403, "another origin"),
+        ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "another site"),
+        ({"Sec-Fetch-Site": "same-site", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "another site"),
+    ]
+    for headers, raw, expected, text in cases:
+        status, answer = server.call("POST", "/api/train", raw=raw, headers=headers)
+        assert status == expected and text in assert_one_sentence(answer), (headers, answer)
+    assert db_dump(ws) == before
+    assert not ws.joinpath("runs").exists() or not any(ws.joinpath("runs").iterdir())
+    # From its own origin (the /docs page) and from a program, a write reaches the endpoint's own checks.
+    same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+    status, answer = server.call("PUT", "/api/scheduler/job", {"job_id": "nightly", "enabled": False}, headers=same)
+    assert status == 404 and "nightly" in answer["error"]
+    status, answer = server.call("PUT", "/api/scheduler/job", {"job_id": "nightly", "enabled": False})
+    assert status == 404
 
 
 def test_without_a_token_only_loopback_host_names_are_served(server):
