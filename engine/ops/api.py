@@ -14,7 +14,8 @@ Status codes: 400 invalid JSON or a domain error the user can fix (StudioError),
 403 a write from another web origin (`Origin` or `Sec-Fetch-Site`), 404 an unknown job or path, 409 the state
 forbids it now (job already running, training running, not enough examples), 413 a body over 64 KB (refused
 unread), 415 a write that is not `Content-Type: application/json`, 422 a well-formed body with a wrong or unknown
-field (or none where one is needed: `POST /api/train` takes `{}` for the defaults), 500 an unexpected error. A value from the request that a message quotes (a job id, a path) is cut to 80 characters.
+field (or none where one is needed: `POST /api/train` takes `{}` for the defaults), 500 an unexpected error.
+A value from the request that a message quotes (a job id, a path) is cut to 80 characters.
 
 Access: with a token, every /api/* request needs `Authorization: Bearer <token>` (compared in constant time).
 /openapi.json and /docs stay open: they describe the endpoints and hold no data, and /docs has an Authorize
