@@ -193,6 +193,10 @@ def _undo(workspace: Workspace, prefix: str) -> None:
     st.session_state[f"{prefix}_item"] = keys[0]
 
 
+def _picked(prefix: str, picker: str) -> None:
+    st.session_state[f"{prefix}_item"] = st.session_state[picker]
+
+
 def _move(prefix: str, key: str | None) -> None:
     if key is not None:
         st.session_state[f"{prefix}_item"] = key
@@ -226,13 +230,19 @@ def review_panel(workspace: Workspace, items: list[QueueItem], prefix: str, *, s
         return
     keys = [item.key for item in shown]
     by_key = {item.key: item for item in shown}
-    picked = st.session_state.get(f"{prefix}_item")
-    if picked not in by_key:
+    key = st.session_state.get(f"{prefix}_item")
+    if key not in by_key:
         # The item on screen left the filtered list (or none was picked): show the first one still waiting for me.
         waiting = [item.key for item in shown if not item.answer_of(reviewer)]
-        st.session_state[f"{prefix}_item"] = (waiting or keys)[0]
-    key = st.selectbox(f"Item ({len(shown):,} match)", keys, format_func=lambda k: _label(by_key[k], reviewer),
-                       key=f"{prefix}_item")
+        key = st.session_state[f"{prefix}_item"] = (waiting or keys)[0]
+    # The item on screen is our own state (a key), never the picker's position. The picker is keyed by its labels:
+    # when they change (an upload, an answer, a filter) it is a new widget, so it can never show a stale label
+    # for the item below it; its value is set from our state before it is drawn, and it writes back on change.
+    labels = [_label(by_key[k], reviewer) for k in keys]
+    picker = f"{prefix}_picker_" + hashlib.sha1("\n".join(keys + labels).encode()).hexdigest()[:12]
+    st.session_state[picker] = key
+    st.selectbox(f"Item ({len(shown):,} match)", keys, format_func=dict(zip(keys, labels, strict=True)).get,
+                 key=picker, on_change=_picked, args=(prefix, picker))
     item = by_key[key]
     position = keys.index(key)
     previous = keys[position - 1] if position > 0 else None
