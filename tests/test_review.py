@@ -224,3 +224,24 @@ def test_queue_lists_flagged_pairs_first_and_hides_decided_ones_when_asked(tmp_p
     assert items[0].pair_hash not in {entry.pair_hash for entry in pending}
     assert items[1].pair_hash in {entry.pair_hash for entry in pending}  # a skipped pair comes back
     assert enqueue(workspace, str(path.resolve()), [(items[0].pair_hash, 0, "sampled")]) == 0
+
+
+def test_cli_undo_agreement_and_answers_per_item(tmp_path, capsys):
+    from engine.__main__ import main
+
+    workspace = Workspace.open(tmp_path / "ws")
+    for n, (ana, bo) in enumerate([("good", "good"), ("bad", "good"), ("redact", "redact"), ("good", "bad")]):
+        record_decision(workspace, _pair(n), ana, "ana")
+        record_decision(workspace, _pair(n), bo, "bo")
+    assert main(["review", "--workspace", str(workspace.root), "--agreement"]) == 0
+    out = capsys.readouterr().out
+    found = agreement(item_statuses(workspace).values())
+    assert f"4 items with two or more answers; agreement 50.0%; Cohen's kappa {found.kappa:.3f}" in out
+    assert "ana and bo: 4 items, 50.0% agree" in out
+    assert main(["review", "--workspace", str(workspace.root), "--answers-per-item", "3"]) == 0
+    assert review_settings(workspace).answers_per_item == 3
+    assert main(["review", "--workspace", str(workspace.root), "--undo", "--reviewer", "bo"]) == 0
+    assert "Undid bo's last answer on 1 item." in capsys.readouterr().out
+    assert item_statuses(workspace)[_pair(3)].counted == {"ana": "good"}
+    assert main(["review", "--workspace", str(workspace.root), "--answers-per-item", "0"]) == 1
+    assert "from 1 to 10" in capsys.readouterr().err
