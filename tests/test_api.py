@@ -376,6 +376,50 @@ def test_writes_need_json_and_this_origin(server, world):
     assert status == 404
 
 
+@pytest.mark.browser
+def test_a_page_on_another_origin_cannot_start_training_in_chromium(server, world, browser_page):
+    """The attack, as a browser makes it: a page on another origin (another port of this machine) posts to
+    /api/train with fetch in no-cors mode (text/plain and an empty body, no preflight) and with a form. Chromium
+    sends its Origin and Sec-Fetch-Site: every attempt gets 4xx and no run starts."""
+    import http.server
+    import threading
+
+    page_html = (b"<!doctype html><title>cat pictures</title><form id=f method=post enctype=text/plain "
+                 b"target=sink><input name='{\"force\": true, \"x\": \"' value='\"}'></form>"
+                 b"<iframe name=sink></iframe>")
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    statuses: list[int] = []
+    page = browser_page
+    page.on("response", lambda response: statuses.append(response.status)
+            if response.url.endswith("/api/train") else None)
+    try:
+        page.goto(f"http://127.0.0.1:{attacker.server_port}/")
+        page.evaluate("""async (api) => {
+            await fetch(api + '/api/train', {method: 'POST', mode: 'no-cors'});
+            await fetch(api + '/api/train', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'},
+                                             body: JSON.stringify({force: true})});
+            document.getElementById('f').action = api + '/api/train';
+            document.getElementById('f').submit();
+        }""", server.base)
+        page.wait_for_timeout(2_000)
+    finally:
+        attacker.shutdown()
+    assert statuses == [403, 403, 403]  # refused for their origin, before the body or readiness is looked at
+    assert not world["workspace"].joinpath("runs").exists() or not any(world["workspace"].joinpath("runs").iterdir())
+
+
 def test_without_a_token_only_loopback_host_names_are_served(server):
     """DNS rebinding: a web page whose own name resolves to 127.0.0.1 must not read the API."""
     port = server.base.rsplit(":", 1)[1]
