@@ -7,12 +7,16 @@ file names instead of titles in the sidebar).
 
 import streamlit as st
 
+from views.access import require_member
+
 st.set_page_config(page_title="Training Data Studio", page_icon=":material/model_training:", layout="wide")
+require_member()  # team mode: log in first; someone without a role in the config gets nothing
 
 PAGES = [
     ("views/sources.py", "Sources", ":material/database:"),  # configure and check sources; extract
     ("views/linking.py", "Linking", ":material/link:"),  # commits to knowledge, live min_confidence, pair browser
-    ("views/validation.py", "Validation", ":material/verified_user:"),  # secrets, tiers, review queue, export
+    ("views/validation.py", "Validation", ":material/verified_user:"),  # secrets, tiers, the file's review, export
+    ("views/review.py", "Review", ":material/rate_review:"),  # one queue over every source, answers, agreement
     ("views/widgets.py", "Widgets", ":material/widgets:"),  # Übersicht widget datasets and token budgets
     ("views/training.py", "Training", ":material/fitness_center:"),  # LoRA runs, live loss, adapter versions
     ("views/compare.py", "Compare", ":material/compare:"),  # base vs fine-tuned chat, held-out probe

@@ -2,8 +2,9 @@
 
 Known sections (the seeds'): paths, document_sources, filtering, confidence, code_extensions. Optional sections
 added by the studio, each with defaults: `screenpipe` (app/window include/exclude lists, a time range, which
-screenpipe tables to read), `studio` (the workspace folder) and `linking` (matcher mode, embedding model, the seed
-v1 time window, keyword list and weights). Relative paths are resolved against the config
+screenpipe tables to read), `studio` (the workspace folder), `linking` (matcher mode, embedding model, the seed
+v1 time window, keyword list and weights), `collect`, `scheduler`, and `team` (the roles of people who log in,
+engine.team). Relative paths are resolved against the config
 file's folder and `~` is expanded, so a config can travel with the data it points at.
 """
 
@@ -71,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "max_retries": 3,
         "retry_delay_seconds": 300,
     },
+    "team": {"roles": {}},
 }
 
 MAX_TOP_K = 1000  # links kept per commit; each costs memory in every chunk of the matcher
@@ -128,6 +130,8 @@ _SCHEMA: dict[str, str] = {
     "scheduler.debounce_seconds": "seconds",
     "scheduler.max_retries": "count",
     "scheduler.retry_delay_seconds": "seconds",
+    "team": "object",
+    "team.roles": "roles",
 }
 
 _EXPECTED = {
@@ -152,6 +156,7 @@ _EXPECTED = {
     "collect_sources": 'a list of sources from "commits", "docs", "conversations", "linked"',
     "example_format": '"instruction", "chat" or "completion"',
     "tier": '"gold", "silver", "bronze" or "raw"',
+    "roles": 'an object mapping e-mail addresses, "*@domain" or "*" to "owner", "reviewer" or "viewer"',
 }
 
 COLLECT_SOURCES = ("commits", "docs", "conversations", "linked")
@@ -207,6 +212,11 @@ def _valid(kind: str, value: Any) -> bool:
         return value in EXAMPLE_FORMATS
     if kind == "tier":
         return value in TIERS
+    if kind == "roles":
+        from engine.team import ROLES
+
+        return isinstance(value, dict) and all(isinstance(key, str) and key.strip() and role in ROLES
+                                               for key, role in value.items())
     raise AssertionError(kind)
 
 
@@ -383,6 +393,11 @@ class PipelineConfig:
     def until(self) -> datetime | None:
         value = self.get("screenpipe.until")
         return parse_config_datetime(value) if value else None
+
+    @property
+    def team_roles(self) -> dict[str, str]:
+        """`team.roles`: identity pattern -> owner | reviewer | viewer (engine.team)."""
+        return dict(self.get("team.roles"))
 
     @property
     def workspace(self) -> Path | None:

@@ -126,15 +126,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def studio_url(tmp_path):
-    """A factory: studio_url({"STUDIO_WORKSPACE": ...}) starts `streamlit run app.py` and returns its URL."""
+    """A factory: studio_url({"STUDIO_WORKSPACE": ...}, [serve flags]) starts the studio as `make run` does
+    (`python -m engine serve`: the app behind the Host allow-list) and returns its URL."""
     servers = []
 
-    def start(env: dict | None = None) -> str:
-        port = _free_port()
+    def start(env: dict | None = None, args: list[str] | tuple[str, ...] = (), port: int | None = None) -> str:
+        port = port or _free_port()
         log = open(tmp_path / f"streamlit-{port}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+            [sys.executable, "-m", "engine", "serve", "--port", str(port), *args],
             cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )
         servers.append((process, log))

@@ -324,6 +324,7 @@ BAD_REQUESTS = [
     ("POST", "/api/train", {"epochs": 3}, 422, "epochs"),
     ("POST", "/api/train", {"preset": "huge", "force": True}, 422, "'default', '8gb' or 'quick'"),
     ("POST", "/api/train", {"data": "/nonexistent/folder"}, 400, "does not exist"),
+    ("POST", "/api/train", b"", 422, "needs a JSON object body"),  # a run is started only when asked for in JSON
 ]
 
 
@@ -338,9 +339,85 @@ def test_bad_payloads_give_one_sentence_and_change_nothing(server, world):
     # a cross-site form can post text/plain without a CORS preflight: such a body is never taken as JSON
     status, answer = server.call("PUT", "/api/scheduler/job", raw=b'{"job_id": "mining_code", "enabled": false}',
                                  headers={"Content-Type": "text/plain"})
-    assert status == 422 and "Content-Type: application/json" in assert_one_sentence(answer)
+    assert status == 415 and "Content-Type: application/json" in assert_one_sentence(answer)
     assert db_dump(ws) == before
     assert not ws.joinpath("runs").exists() or not any(ws.joinpath("runs").iterdir())
+
+
+def test_writes_need_json_and_this_origin(server, world):
+    """What a web page the user visits could send: no body and no type, a form type, text/plain, or JSON from its
+    own origin. Every one is refused before anything runs; the same request from a program (no Origin) or from
+    this origin goes through to the usual checks."""
+    ws = world["workspace"]
+    before = db_dump(ws)
+    port = server.base.rsplit(":", 1)[1]
+    cases = [
+        ({}, None, 415, "no Content-Type"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"force=true", 415, "application/json"),
+        ({"Content-Type": "text/plain"}, b'{"force": true}', 415, "application/json"),
+        ({"Origin": "http://evil.test", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "http://evil.test"),
+        ({"Origin": "null", "Content-Type": "application/json"}, b'{"force": true}', 403, "another origin"),
+        ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "another site"),
+        ({"Sec-Fetch-Site": "same-site", "Content-Type": "application/json"}, b'{"force": true}', 403,
+         "another site"),
+    ]
+    for headers, raw, expected, text in cases:
+        status, answer = server.call("POST", "/api/train", raw=raw, headers=headers)
+        assert status == expected and text in assert_one_sentence(answer), (headers, answer)
+    assert db_dump(ws) == before
+    assert not ws.joinpath("runs").exists() or not any(ws.joinpath("runs").iterdir())
+    # From its own origin (the /docs page) and from a program, a write reaches the endpoint's own checks.
+    same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+    status, answer = server.call("PUT", "/api/scheduler/job", {"job_id": "nightly", "enabled": False}, headers=same)
+    assert status == 404 and "nightly" in answer["error"]
+    status, answer = server.call("PUT", "/api/scheduler/job", {"job_id": "nightly", "enabled": False})
+    assert status == 404
+
+
+@pytest.mark.browser
+def test_a_page_on_another_origin_cannot_start_training_in_chromium(server, world, browser_page):
+    """The attack, as a browser makes it: a page on another origin (another port of this machine) posts to
+    /api/train with fetch in no-cors mode (text/plain and an empty body, no preflight) and with a form. Chromium
+    sends its Origin and Sec-Fetch-Site: every attempt gets 4xx and no run starts."""
+    import http.server
+    import threading
+
+    page_html = (b"<!doctype html><title>cat pictures</title><form id=f method=post enctype=text/plain "
+                 b"target=sink><input name='{\"force\": true, \"x\": \"' value='\"}'></form>"
+                 b"<iframe name=sink></iframe>")
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    statuses: list[int] = []
+    page = browser_page
+    page.on("response", lambda response: statuses.append(response.status)
+            if response.url.endswith("/api/train") else None)
+    try:
+        page.goto(f"http://127.0.0.1:{attacker.server_port}/")
+        page.evaluate("""async (api) => {
+            await fetch(api + '/api/train', {method: 'POST', mode: 'no-cors'});
+            await fetch(api + '/api/train', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'},
+                                             body: JSON.stringify({force: true})});
+            document.getElementById('f').action = api + '/api/train';
+            document.getElementById('f').submit();
+        }""", server.base)
+        page.wait_for_timeout(2_000)
+    finally:
+        attacker.shutdown()
+    assert statuses == [403, 403, 403]  # refused for their origin, before the body or readiness is looked at
+    assert not world["workspace"].joinpath("runs").exists() or not any(world["workspace"].joinpath("runs").iterdir())
 
 
 def test_without_a_token_only_loopback_host_names_are_served(server):

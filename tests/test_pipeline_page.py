@@ -24,6 +24,7 @@ from engine.demo import build_demo
 from engine.extract import inspect_sources
 from engine.ops import scheduler, stats
 from tests.conftest import ROOT
+from tests.page_text import shown
 
 CHARTS = ("daily", "source", "tier", "format")
 
@@ -85,7 +86,8 @@ def table(at, columns: set[str]) -> pd.DataFrame:
 
 
 def texts(at) -> str:
-    return "\n".join(item.value for kind in (at.markdown, at.caption, at.success, at.info, at.error) for item in kind)
+    return "\n".join(shown(item.value) for kind in (at.markdown, at.caption, at.success, at.info, at.error)
+                     for item in kind)
 
 
 def test_totals_charts_and_health_are_the_engines_numbers(collected):
@@ -171,7 +173,7 @@ def test_run_now_records_a_run_and_refreshes_the_numbers(empty):
     total = stats.summary(workspace)["overall"]["total_examples"]
     assert total > 0 and run["result"]["new_examples"] == total
     (done,) = at.success
-    assert done.value.startswith("mining_code finished in ") and run["summary"] in done.value
+    assert shown(done.value).startswith("mining_code finished in ") and run["summary"] in shown(done.value)
     assert f"+{total:,} examples" in done.value
     assert metrics(at)["Examples"][0] == f"{total:,}"
     assert not any("Nothing collected yet" in info.value for info in at.info)
@@ -184,8 +186,8 @@ def test_run_now_records_a_run_and_refreshes_the_numbers(empty):
     at.button(key="run-quality_check").click().run()
     assert not at.exception and not at.error
     assert [run["job_id"] for run in scheduler.job_history(workspace)] == ["quality_check", "mining_code"]
-    assert at.success[0].value.startswith("quality_check finished in ") and f"checked {total} examples" in \
-        at.success[0].value
+    assert shown(at.success[0].value).startswith("quality_check finished in ") and f"checked {total} examples" in \
+        shown(at.success[0].value)
     assert list(table(at, {"run", "job", "status"})["job"]) == ["quality_check", "mining_code"]
 
 
@@ -193,12 +195,12 @@ def test_a_failing_job_shows_its_error_and_is_recorded(empty):
     config, workspace = empty
     shutil.rmtree(config.base_dir / "repo")
     at = pipeline_page().run()
-    assert any(error.value.startswith("git: ") for error in at.error)  # the input check already says so
+    assert any(shown(error.value).startswith("git: ") for error in at.error)  # the input check already says so
     at.button(key="run-mining_code").click().run()
     assert not at.exception
     (run,) = scheduler.job_history(workspace)
     assert run["status"] == "failed" and run["error"]
-    (failed,) = [error.value for error in at.error if error.value.startswith("mining_code failed after ")]
+    (failed,) = [shown(error.value) for error in at.error if shown(error.value).startswith("mining_code failed after ")]
     assert failed.endswith(f": {run['error']} The log of run {run['run_id']} below has the details.")
     assert "Last run: **failed**" in texts(at)
     history = table(at, {"run", "job", "status"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,7 @@ from engine.__main__ import main
 from engine.dataset.gate import content_key, record_findings, redact_record
 from engine.store import Workspace
 from tests.data_sensitive import training_pair, write_training_jsonl
-from tests.test_collect import world_config, write_log
-
-# Written here from GitHub's documented format (ghp_ + 36 letters and digits); no real token.
-TOKEN = "ghp_Q7mZ2xK9vL4rT8wN3cJ6yH1bF5sD0gA2eU7p"
-WHEN = datetime(2026, 9, 1, 9, 0, tzinfo=timezone.utc)
+from tests.review_worlds import TOKEN, build_leaky_world, build_widget_world
 
 
 def _files_under(root: Path) -> dict[Path, str]:
@@ -101,37 +96,7 @@ def test_a_secret_only_in_a_pairs_metadata_waits_for_review_and_never_leaks(tmp_
 @pytest.fixture
 def leaky_world(tmp_path, git_repo, screenpipe_db):
     """A workspace whose commits, docs, conversation log and linked pairs each hold the token once."""
-    repo = git_repo("skycast")
-    code = "\n".join(f"def helper_{index}(value):\n    return value + {index}\n" for index in range(4))
-    repo.commit("Add helpers for the forecast cache\n\nThey keep the TTL logic in one place.",
-                {"cache.py": code}, WHEN)
-    repo.commit(f"Add the staging deploy settings\n\nThe pipeline reads GITHUB_TOKEN={TOKEN} until vault is up.",
-                {"deploy.py": code.replace("helper", "step")}, WHEN + timedelta(hours=1))
-    docs = tmp_path / "world" / "docs"
-    docs.mkdir(parents=True)
-    (docs / "setup.md").write_text(
-        "# Setup\n\n## Caching\n\nThe forecast cache keeps every API answer for ten minutes, keyed by city and "
-        "units, so a page reload never calls the upstream API twice in a row.\n\n## Publishing\n\n"
-        f"Publishing to the package registry uses the token {TOKEN}; ask Maya before you rotate it, the "
-        "release job reads it from the environment.\n", encoding="utf-8")
-    answers = [{"messages": [{"role": "user", "content": f"Question {index} about the skycast cache TTL?"},
-                             {"role": "assistant", "content": f"Answer {index}: the cache keeps answers for 600 "
-                              "seconds under ~/.cache/skycast and refreshes them lazily."}]} for index in range(3)]
-    answers.append({"messages": [{"role": "user", "content": "Why does the release script fail on CI?"},
-                                 {"role": "assistant", "content": f"Your GITHUB_TOKEN={TOKEN} has expired; "
-                                  "create a new one with the repo scope."}]})
-    write_log(tmp_path / "world" / "logs" / "chat.jsonl", answers)
-    output = tmp_path / "world" / "output" / "training_data.jsonl"
-    output.parent.mkdir(parents=True)
-    write_training_jsonl(output, pairs=4, secrets=False)
-    pair = training_pair(50, random.Random(5))
-    pair["metadata"]["sources"][0]["window_name"] = f"iTerm2 — export GITHUB_TOKEN={TOKEN}"
-    with output.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(pair) + "\n")
-    config = world_config(tmp_path / "world", git_repo=str(repo.path), screenpipe_db=str(screenpipe_db(frames=[])),
-                          document_sources={"directories": ["docs"], "extensions": [".md"]},
-                          collect={"conversation_logs": ["logs"], "export_min_tier": "raw"})
-    return config
+    return build_leaky_world(tmp_path, git_repo, screenpipe_db)
 
 
 def test_collected_examples_of_every_source_are_held_reviewed_and_redacted(leaky_world, tmp_path, capsys):
@@ -200,12 +165,7 @@ def test_a_secret_found_by_todays_rules_is_held_even_if_collected_before(leaky_w
 
 @pytest.fixture
 def widget_world(tmp_path):
-    from tests.test_widgets_pipeline import prepare
-
-    built, paths = prepare(tmp_path / "gallery")
-    clock = next(paths.downloads.rglob("Clock.widget/index.jsx"))
-    clock.write_text(clock.read_text() + f'\nconst GITHUB_TOKEN = "{TOKEN}";\n', encoding="utf-8")
-    return paths
+    return build_widget_world(tmp_path)
 
 
 def test_a_token_in_a_widgets_code_is_held_until_reviewed(widget_world, tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import BASE_TIME, ROOT, sample_frames, write_screenpipe
+from tests.page_text import shown
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_page_shows_each_source_with_real_counts(studio_env):
     assert metrics["frames"] == "90"
     assert metrics["non-merge commits"] == "2"
     assert metrics["files"] == "1"
-    assert any("schema era 2026-03" in caption.value for caption in at.caption)
+    assert any("schema era 2026-03" in shown(caption.value) for caption in at.caption)
     assert any("Nothing extracted" in info.value for info in at.info)
 
 
@@ -70,7 +71,7 @@ def test_saving_the_config_keeps_unknown_keys_and_rejects_bad_values(studio_env)
     assert saved["team"] == {"keep": "me"}
     at.text_input(key="since").set_value("next week")
     at.button(key="save").click().run()
-    assert any("`screenpipe.since` must be a date" in error.value for error in at.error)
+    assert any("`screenpipe.since` must be a date" in shown(error.value) for error in at.error)
     assert json.loads(config.read_text())["screenpipe"].get("since") is None
 
 

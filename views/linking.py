@@ -23,6 +23,7 @@ from engine.linking.link import (
 from engine.linking.matcher import MODES
 from engine.linking.model import LinkModelError, load_model
 from engine.ops.tasks import TaskBusy, start_task, task_status
+from views.access import action_button
 from views.ui import escape_markdown, require_config
 
 st.title("Linking")
@@ -72,7 +73,7 @@ mode = left.selectbox("Mode", MODES, index=MODES.index(run["mode"] if run else c
 status = task_status(workspace, "link")
 running = bool(status and status.running)
 label = "Relink" if run else "Run linking"
-if middle.button(label, type="primary", icon=":material/link:", key="run_link", disabled=running,
+if action_button(label, where=middle, type="primary", icon=":material/link:", key="run_link", disabled=running,
                  help="Reads new source rows and links again in the background, writing the pairs and the MLX "
                       "folder at the min_confidence and top_k shown here."):
     try:
@@ -84,14 +85,15 @@ if middle.button(label, type="primary", icon=":material/link:", key="run_link", 
         st.info(escape_markdown(str(exc)))
     except StudioError as exc:
         st.error(escape_markdown(str(exc)))
-if right.button("Save as default", icon=":material/save:", key="save_default", disabled=not unsaved,
-                help=f"Write min_confidence and top_k to {config_path}: link, validate, collect and the scheduler "
-                     "use them."):
+if action_button("Save as default", where=right, icon=":material/save:", key="save_default", disabled=not unsaved,
+                 help=f"Write min_confidence and top_k to {escape_markdown(config_path)}: link, validate, collect "
+                      "and the scheduler use them."):
     try:
         config.with_values({"confidence.min_confidence": round(min_confidence, 4),
                             "filtering.top_k_matches": int(top_k)}).save(config_path)
         saved_confidence, saved_top_k, unsaved = min_confidence, top_k, False
-        st.toast(f"Saved min_confidence {min_confidence:g} and top_k {top_k} to {Path(config_path).name}.")
+        st.toast(escape_markdown(f"Saved min_confidence {min_confidence:g} and top_k {top_k} to "
+                                 f"{Path(config_path).name}."))
     except StudioError as exc:
         st.error(escape_markdown(str(exc)))
 if unsaved:
@@ -221,7 +223,7 @@ with left:
     paths = [item["path"] for item in detail["files"]]
     path = st.selectbox("File (one training pair each)", paths, key="file")
     change = next(item for item in detail["files"] if item["path"] == path)
-    st.caption(f"{change['change_type']} · {change['added_lines']} added lines")
+    st.caption(escape_markdown(f"{change['change_type']} · {change['added_lines']} added lines"))
     st.code(change["added_code"], language=None, line_numbers=True)
 with right:
     st.text(f"Evidence ({len(evidence)} of {len(cached_evidence(str(workspace), run['id'], sha))} stored)")

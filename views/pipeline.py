@@ -15,7 +15,8 @@ import streamlit as st
 from engine.config import COLLECT_SOURCES, TIERS
 from engine.errors import StudioError
 from engine.ops import background, scheduler, stats
-from views.ui import checked_sources, require_config
+from views.access import action_button, action_submit, can, refusal
+from views.ui import checked_sources, code_span, escape_markdown, require_config
 
 SOURCE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
 TIER_COLORS = ["#d4a017", "#9e9e9e", "#b26b32", "#cfd8dc"]
@@ -100,9 +101,9 @@ def run_outcome(run: dict | None) -> str:
     if not run:
         return "never run"
     if run["status"] == "running":
-        return f"**running** since {relative(run['started_at'])} ({run['trigger']})"
-    return f"**{run['status']}** {relative(run.get('finished_at') or run['started_at'])}" + (
-        f" · {run['summary']}" if run.get("summary") else "")
+        return f"**running** since {relative(run['started_at'])} ({escape_markdown(run['trigger'])})"
+    return f"**{escape_markdown(run['status'])}** {relative(run.get('finished_at') or run['started_at'])}" + (
+        f" · {escape_markdown(run['summary'])}" if run.get("summary") else "")
 
 
 # -- cached reads ----------------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def start_command() -> str:
 try:
     state = scheduler.scheduler_status(config, workspace)
 except StudioError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 top = st.container(horizontal=True, vertical_alignment="center")
@@ -143,14 +144,15 @@ if state["running"]:
     watching = state.get("watching") or []
     st.success(f"The scheduler is running (pid {state['pid']}, started {relative(state['started_at'])}, last "
                f"heartbeat {relative(state['heartbeat_at'])}): it runs each enabled job on its interval"
-               + (f", and mining_code when {', '.join(f'`{path}`' for path in watching)} change." if watching else "."),
+               + (f", and mining_code when {', '.join(code_span(path) for path in watching)} change." if watching
+                  else "."),
                icon=":material/schedule:")
-    if st.button("Stop scheduler", icon=":material/stop_circle:", key="stop_scheduler"):
+    if action_button("Stop scheduler", icon=":material/stop_circle:", key="stop_scheduler"):
         with st.spinner("Stopping the scheduler (a job in progress finishes first) ..."):
             try:
                 background.stop_scheduler_process(config, workspace)
             except StudioError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
                 st.stop()
         st.rerun()
 else:
@@ -160,18 +162,21 @@ else:
             "terminal and leave it running, or start it here (it keeps running when you close the page):",
             icon=":material/schedule:")
     st.code(start_command(), language="bash")
-    if st.button("Start scheduler", icon=":material/play_circle:", key="start_scheduler", type="primary"):
+    if action_button("Start scheduler", icon=":material/play_circle:", key="start_scheduler", type="primary"):
         with st.spinner("Starting the scheduler ..."):
             try:
                 background.start_scheduler_process(config_path, workspace)
             except StudioError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
                 st.stop()
         st.rerun()
 
 
 def save_schedule(job_id: str) -> None:
     """Form callback: store the job's schedule in the workspace (the config file stays as the user wrote it)."""
+    if not can("change"):
+        st.session_state["schedule-note"] = (job_id, "error", refusal("change"))
+        return
     try:
         job = scheduler.configure_job(config, workspace, job_id, enabled=st.session_state[f"enabled-{job_id}"],
                                       interval_minutes=st.session_state[f"interval-{job_id}"])
@@ -179,7 +184,7 @@ def save_schedule(job_id: str) -> None:
                            f"{every(job['interval_minutes'])}. Kept in the workspace (the config file is unchanged)"
                            + ("; the running scheduler picks it up within seconds." if state["running"] else "."))
     except StudioError as exc:
-        note = ("error", str(exc))
+        note = ("error", escape_markdown(str(exc)))
     st.session_state["schedule-note"] = (job_id, *note)
 
 
@@ -201,8 +206,8 @@ def show_job(job: dict) -> None:
     job_id = job["job_id"]
     with st.container(border=True, key=f"job-{job_id}"):
         about, schedule, last, action = st.columns([3, 2, 3.6, 1.6], vertical_alignment="center")
-        clicked = action.button("Run now", key=f"run-{job_id}", icon=":material/play_arrow:", width="stretch",
-                                disabled=job.get("running", False),
+        clicked = action_button("Run now", where=action, key=f"run-{job_id}", icon=":material/play_arrow:",
+                                width="stretch", disabled=job.get("running", False),
                                 help="Already running." if job.get("running") else f"Run {job_id} now and wait.")
         outcome = None
         if clicked:
@@ -212,8 +217,8 @@ def show_job(job: dict) -> None:
                 except StudioError as exc:
                     outcome = exc
             job = next(item for item in scheduler.list_jobs(config, workspace) if item["job_id"] == job_id)
-        about.markdown(f"**{job['title']}** · `{job_id}`")
-        about.caption(job["description"])
+        about.markdown(f"**{escape_markdown(job['title'])}** · {code_span(job_id)}")
+        about.caption(escape_markdown(job["description"]))
         planned, next_run = schedule_text(job)
         schedule.markdown(planned)
         schedule.caption(next_run)
@@ -222,24 +227,24 @@ def show_job(job: dict) -> None:
                 st.toggle("Enabled", value=job["enabled"], key=f"enabled-{job_id}")
                 st.number_input("Interval (minutes)", min_value=0.5, value=float(job["interval_minutes"]), step=30.0,
                                 format="%g", key=f"interval-{job_id}")
-                st.form_submit_button("Save", key=f"save-{job_id}", on_click=save_schedule, args=(job_id,))
+                action_submit("Save", key=f"save-{job_id}", on_click=save_schedule, args=(job_id,))
         last_run = job.get("last_run")
         last.markdown(f"Last run: {run_outcome(last_run)}")
         if last_run:
-            last.caption(f"run {last_run['run_id']} · {clock(last_run['started_at'])} · {last_run['trigger']} · "
-                         f"took {took(last_run)}")
+            last.caption(escape_markdown(f"run {last_run['run_id']} · {clock(last_run['started_at'])} · "
+                                         f"{last_run['trigger']} · took {took(last_run)}"))
         note = st.session_state.get("schedule-note")
         if note and note[0] == job_id:
             getattr(st, note[1])(note[2])
             del st.session_state["schedule-note"]
         if isinstance(outcome, StudioError):
-            st.error(str(outcome))
+            st.error(escape_markdown(str(outcome)))
         elif outcome is not None and outcome["status"] == "ok":
-            st.success(f"{job_id} finished in {took(outcome)}: {outcome['summary'] or 'done'}.",
+            st.success(escape_markdown(f"{job_id} finished in {took(outcome)}: {outcome['summary'] or 'done'}."),
                        icon=":material/check_circle:")
         elif outcome is not None:
-            st.error(f"{job_id} failed after {took(outcome)}: {outcome['error']} The log of run {outcome['run_id']} "
-                     "below has the details.")
+            st.error(escape_markdown(f"{job_id} failed after {took(outcome)}: {outcome['error']} The log of run "
+                                     f"{outcome['run_id']} below has the details."))
 
 
 for job in state["jobs"]:
@@ -287,7 +292,7 @@ with overview:
         readiness = stats.training_readiness(config, workspace)
         example_sources = stats.sources(workspace)
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
     overall = summary["overall"]
     total = overall["total_examples"]
@@ -309,7 +314,8 @@ with overview:
 
     if total == 0:
         st.info("Nothing collected yet: press **Run now** on **mining_code** below (it extracts from the sources "
-                f"and collects examples), or run `python -m engine collect --config {config_path}` in a terminal.",
+                f"and collects examples), or run {code_span(f'python -m engine collect --config {config_path}')} in a "
+                "terminal.",
                 icon=":material/inbox:")
     else:
         heading = st.container(horizontal=True, vertical_alignment="center", gap="medium")
@@ -372,7 +378,7 @@ with overview:
     )
     for status in inputs:
         if not status.ok:
-            st.error(f"{status.kind}: {status.message}")
+            st.error(escape_markdown(f"{status.kind}: {status.message}"))
     st.markdown("**Examples**: what collection has produced, per source")
     st.dataframe(
         pd.DataFrame([

@@ -7,7 +7,8 @@ import streamlit as st
 
 from engine.errors import StudioError
 from engine.extract import extract, last_extract
-from views.ui import checked_sources, progress_bar, require_config
+from views.access import action_button, action_submit
+from views.ui import checked_sources, code_span, escape_markdown, progress_bar, require_config
 
 st.title("Sources")
 
@@ -53,7 +54,7 @@ with st.expander("Edit config", icon=":material/edit:"):
                                            key="windows_exclude")
         since = left.text_input("Since (e.g. 2026-03-01)", config.get("screenpipe.since") or "", key="since")
         until = right.text_input("Until", config.get("screenpipe.until") or "", key="until")
-        if st.form_submit_button("Save config", icon=":material/save:", key="save"):
+        if action_submit("Save config", icon=":material/save:", key="save"):
             split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
             repo_list = parse_lines(git_repos)
             try:
@@ -73,29 +74,30 @@ with st.expander("Edit config", icon=":material/edit:"):
                     "screenpipe.since": since.strip() or None, "screenpipe.until": until.strip() or None,
                 })
                 updated.save()
-                st.success(f"Saved {updated.path}.")
+                st.success(f"Saved {code_span(updated.path)}.")
                 config = updated
             except StudioError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
 
 st.subheader("Configured sources")
 for status in checked_sources(config):
     with st.container(border=True):
         icon = ":material/check_circle:" if status.ok else ":material/error:"
-        st.markdown(f"{icon} **{status.kind}** · `{status.location}`")
+        st.markdown(f"{icon} **{escape_markdown(status.kind)}** · {code_span(status.location)}")
         if status.ok:
-            st.caption(status.message)
+            st.caption(escape_markdown(status.message))
             shown = {key: value for key, value in status.details.items() if value not in (None, "")}
             counts = {key: value for key, value in shown.items() if isinstance(value, int)}
             columns = st.columns(max(4, len(counts)))
             for column, (key, value) in zip(columns, counts.items(), strict=False):
                 column.metric(key, f"{value:,}")
-            st.markdown("  \n".join(f"**{key}**: {value}" for key, value in shown.items() if key not in counts))
+            st.markdown("  \n".join(f"**{escape_markdown(key)}**: {escape_markdown(value)}"
+                                    for key, value in shown.items() if key not in counts))
         else:
-            st.error(status.message)
+            st.error(escape_markdown(status.message))
 
 st.subheader("Extract")
-if st.button("Extract into workspace", type="primary", icon=":material/download:", key="extract"):
+if action_button("Extract into workspace", type="primary", icon=":material/download:", key="extract"):
     bar, show_progress = progress_bar()
 
     try:
@@ -103,18 +105,19 @@ if st.button("Extract into workspace", type="primary", icon=":material/download:
         bar.progress(1.0, text=f"Done in {result.seconds:.1f} s")
     except StudioError as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
 
 report = last_extract(workspace)
 if report is None:
     st.info("Nothing extracted into this workspace yet: press **Extract into workspace**.")
     st.stop()
 if report["status"] == "failed":
-    st.error(f"The last extract ({report['started_at']}) failed: {report.get('error', 'unknown error')}")
+    st.error(escape_markdown(f"The last extract ({report['started_at']}) failed: "
+                             f"{report.get('error', 'unknown error')}"))
     st.stop()
 st.caption(
-    f"Last extract {report['started_at']} · {report['seconds']} s · screenpipe schema {report['screenpipe_era']}"
-)
+    escape_markdown(f"Last extract {report['started_at']} · {report['seconds']} s · screenpipe schema "
+                    f"{report['screenpipe_era']}"))
 knowledge = report["knowledge"]
 cols = st.columns(4)
 cols[0].metric("Knowledge items", f"{sum(k['items'] for k in knowledge.values()):,}")
@@ -139,4 +142,4 @@ if skipped:
 else:
     st.caption("Nothing was skipped in the last run.")
 for note in report.get("notes", []):
-    st.caption(f"note: {note}")
+    st.caption(escape_markdown(f"note: {note}"))

@@ -13,14 +13,16 @@ from engine.training import deploy as versions
 from engine.training.launcher import PARAMETER_HELP, PRESETS, plan_run, resolve_config, start_run
 from engine.training.models import DEFAULT_BASE_MODEL, default_model_ready
 from engine.training.runs import get_run, list_data_folders, list_runs, run_metrics, stop_run
+from views.access import action_button
+from views.ui import code_span, escape_markdown
 
 st.title("Training")
 try:
     ws = Workspace.open(active_workspace())
 except StudioError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
-st.caption(f"Workspace: `{ws.root}` · LoRA with mlx-lm in a separate process; runs are kept in `runs/`.")
+st.caption(f"Workspace: {code_span(ws.root)} · LoRA with mlx-lm in a separate process; runs are kept in `runs/`.")
 
 OTHER = "Another folder…"
 PRESET_HELP = {
@@ -65,10 +67,10 @@ def show_run(run_id: str, key: str) -> None:
         st.progress(min(1.0, run.iterations_done / max(1, run.iters)))
     if rows:
         st.altair_chart(loss_chart(rows), width="stretch", key=f"chart-{key}")
-    st.caption(f"{report_counts(rows)} · run `{run.id}` · model `{run.base_model}` · data `{run.data_dir}`"
-               + (f" · OpenBLAS `{run.blas}`" if run.blas else ""))
+    st.caption(f"{escape_markdown(report_counts(rows))} · run {code_span(run.id)} · model {code_span(run.base_model)}"
+               f" · data {code_span(run.data_dir)}" + (f" · OpenBLAS {code_span(run.blas)}" if run.blas else ""))
     if run.error:
-        (st.warning if run.status == "stopped" else st.error)(run.error)
+        (st.warning if run.status == "stopped" else st.error)(escape_markdown(run.error))
     if run.log_tail and run.status in ("failed", "stopped"):
         st.code(run.log_tail, language=None)
     evaluation = run.evaluation
@@ -84,8 +86,8 @@ def show_run(run_id: str, key: str) -> None:
         rate = generation.get("repetition_rate")
         checks = "passed" if evaluation.get("passed") else "failed: " + " ".join(
             evaluation["sanity"]["problems"] + generation.get("problems", []))
-        st.caption(f"Checks {checks} · repetition rate {'–' if rate is None else f'{rate:.0%}'} · "
-                   f"{sum(item['bytes'] for item in run.adapter_files):,} bytes of adapter files")
+        st.caption(escape_markdown(f"Checks {checks} · repetition rate {'–' if rate is None else f'{rate:.0%}'} · "
+                                   f"{sum(item['bytes'] for item in run.adapter_files):,} bytes of adapter files"))
 
 
 # -- new run -------------------------------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ st.subheader("New run")
 folders = list_data_folders(ws)
 labels = {str(folder.relative_to(ws.root)): folder for folder in folders}
 if not folders:
-    st.info(f"No MLX data folder in `{ws.path('datasets')}` yet: export a dataset on the Validation page, "
+    st.info(f"No MLX data folder in {code_span(ws.path('datasets'))} yet: export a dataset on the Validation page, "
             f"or type the path of a folder holding train.jsonl and valid.jsonl.")
 choice = st.selectbox("Dataset", [*labels, OTHER], help="An MLX data folder: train.jsonl, valid.jsonl, test.jsonl.")
 data_dir = str(labels[choice]) if choice in labels else st.text_input("Data folder", key="data_folder")
@@ -121,14 +123,14 @@ with st.expander("Parameters", expanded=True):
                                                 help=PARAMETER_HELP["mask_prompt"], key=f"{preset}-mask")
     force = columns[3].checkbox(f"train on fewer than {defaults['min_samples']} samples",
                                 help="Small datasets overfit; training on them is allowed when forced.")
-if st.button("Start training", type="primary", icon=":material/play_arrow:"):
+if action_button("Start training", type="primary", icon=":material/play_arrow:"):
     try:
         plan = plan_run(data_dir, model or None, preset, overrides=values, force=force)
         st.session_state["live_run"] = start_run(ws, plan)
         for warning in plan.warnings:
-            st.warning(warning)
+            st.warning(escape_markdown(warning))
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
 
 # -- the live run --------------------------------------------------------------------------------------------------
 runs = list_runs(ws)
@@ -143,11 +145,11 @@ def live_run() -> None:
     with st.container(key="live-run"):
         st.subheader("Live run")
         run = get_run(ws, live_id)
-        if run.active and st.button("Stop", icon=":material/stop:", key="stop-live"):
+        if run.active and action_button("Stop", icon=":material/stop:", key="stop-live"):
             try:
                 stop_run(ws, live_id)
             except StudioError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(str(exc)))
         show_run(live_id, "live")
     if live_is_active and not get_run(ws, live_id).active:
         st.rerun()  # the run ended: refresh the history and versions below, and stop polling
@@ -178,7 +180,7 @@ else:
 st.subheader("Versions")
 current = versions.current_version(ws)
 state = versions.deployment_state(ws)
-st.caption(f"Served now: {current.name if current else 'the base model alone'}"
+st.caption(f"Served now: {escape_markdown(current.name) if current else 'the base model alone'}"
            + (f" · canary v{state['canary_version']} answers {state['canary_share']:.0%} of requests"
               if state["canary_version"] else ""))
 records = versions.list_versions(ws)
@@ -191,7 +193,7 @@ if records:
 completed = [run.id for run in runs if run.status == "completed"]
 if "versions_message" in st.session_state:
     kind, text = st.session_state.pop("versions_message")
-    (st.success if kind == "success" else st.info)(text)
+    (st.success if kind == "success" else st.info)(escape_markdown(text))
 if completed:
     left, middle, right = st.columns(3)
     candidate = left.selectbox("Run to deploy", completed, key="deploy_run")
@@ -204,24 +206,24 @@ if completed:
     message = None
     comparing = "Checking the adapter and comparing it with the served model on held-out data…"
     try:
-        if buttons[0].button("Deploy", icon=":material/rocket_launch:"):
+        if action_button("Deploy", where=buttons[0], icon=":material/rocket_launch:"):
             with st.spinner(comparing):
                 message = ("success", versions.deploy(ws, candidate, force=force_deploy, margin=margin).message)
-        if buttons[1].button("Dry run"):
+        if action_button("Dry run", where=buttons[1]):
             with st.spinner(comparing):
                 checked = versions.deploy(ws, candidate, force=force_deploy, margin=margin, dry_run=True)
             message = ("info", checked.message)
-        if buttons[2].button("Start canary"):
+        if action_button("Start canary", where=buttons[2]):
             with st.spinner(comparing):
                 started = versions.canary(ws, candidate, share / 100, force=force_deploy, margin=margin)
             message = ("success", started.message)
-        if state["canary_version"] and buttons[3].button("Promote canary"):
+        if state["canary_version"] and action_button("Promote canary", where=buttons[3]):
             message = ("success", f"Promoted {versions.promote(ws).name}: it is the current version now.")
-        if current and buttons[4].button("Roll back", icon=":material/undo:"):
+        if current and action_button("Roll back", where=buttons[4], icon=":material/undo:"):
             restored = versions.rollback(ws)
             message = ("success", f"Rolled back: {restored.name if restored else 'the base model'} is served now.")
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
     if message:
         st.session_state["versions_message"] = message
         st.rerun()

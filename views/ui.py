@@ -17,10 +17,30 @@ from engine.settings import active_config_path, active_workspace
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
 
 
+_WORD_JOINER = "\u2060"  # zero width, no break: splits what GFM would turn into a link without changing the look
+_AUTOLINKS = (re.compile(r"@"), re.compile(r"(?i)(?<![a-z0-9])www(?=\.)"), re.compile(r"(?i)[a-z][a-z0-9+.-]*(?=://)"))
+
+
 def escape_markdown(text: str) -> str:
-    """Data shown inside st.markdown / st.caption exactly as it is: no emphasis, links, images, headings, icons
-    or math from a commit message or a screen's text."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    """Data shown inside st.markdown / st.caption / st.error ... exactly as it is: no emphasis, links, images,
+    headings, HTML, icons or math from a commit message or a screen's text. Backslash escapes stop Markdown; GFM
+    also turns bare e-mail addresses, www. names and scheme:// URLs into links after unescaping, so those get an
+    invisible word joiner (after the @, after www, before ://) that breaks the pattern and not the look."""
+    text = str(text)
+    text = _AUTOLINKS[0].sub("@" + _WORD_JOINER, text)
+    text = _AUTOLINKS[1].sub(lambda match: match.group(0) + _WORD_JOINER, text)
+    text = _AUTOLINKS[2].sub(lambda match: match.group(0) + _WORD_JOINER, text)
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def code_span(text: object) -> str:
+    """Data as inline code inside st.markdown / st.caption: a fence of backticks longer than any run inside it
+    (CommonMark code spans take their content literally, so nothing in it is Markdown, HTML or a shortcode)."""
+    value = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {value} " if value.startswith("`") or value.endswith("`") or not value.strip() else value
+    return f"{fence}{padded}{fence}"
 
 
 def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGenerator, ProgressFn]:
@@ -41,11 +61,11 @@ def require_config() -> tuple[Path, Path, PipelineConfig]:
     fix it, and stop the page."""
     config_path = active_config_path()
     workspace = active_workspace(config_path)
-    st.caption(f"Config: `{config_path}` · workspace: `{workspace}`")
+    st.caption(f"Config: {code_span(config_path)} · workspace: {code_span(workspace)}")
     try:
         return config_path, workspace, PipelineConfig.load(config_path)
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.info("Run `python -m engine demo` (or `make run`) to build the demo config, or set STUDIO_CONFIG to yours.")
         st.stop()  # raises: the page ends here
 

@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--decision", choices=DECISIONS)
     parser.add_argument("--reviewer", default=None, help="who decides (default: $STUDIO_REVIEWER or your login)")
     parser.add_argument("--note", help="a short note kept with the decision")
+    extra = parser.add_mutually_exclusive_group()
+    extra.add_argument("--undo", action="store_true", help="take back the reviewer's last answer (a bulk one whole)")
+    extra.add_argument("--agreement", action="store_true",
+                       help="agreement between reviewers: percent and Cohen's kappa, per pair of reviewers")
+    extra.add_argument("--answers-per-item", type=int, metavar="N",
+                       help="how many agreeing answers an item needs (1 to 10; kept in the workspace)")
     parser.set_defaults(func=run)
 
 
@@ -40,16 +46,47 @@ def _workspace(args: argparse.Namespace):
     return resolve_input(args)[1]
 
 
-def _decided(decision) -> str:
-    return f"{decision.decision} by {decision.reviewer}" if decision else "-"
+def _decided(status) -> str:
+    """An item's status by the review rule, with who answered: `good (ana, bo)`, `conflict (good / bad) (ana, bo)`."""
+    if status is None:
+        return "-"
+    who = ", ".join(sorted(answer.reviewer for answer in status.answers.values()))
+    return f"{status.label} ({who})" if who else status.label
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.undo or args.agreement or args.answers_per_item is not None:
+        return _run_workspace_action(args)
     if args.collected:
         return _run_collected(args)
     if args.widget_set:
         return _run_widgets(args)
     return _run_pairs(args)
+
+
+def _run_workspace_action(args: argparse.Namespace) -> int:
+    from engine.dataset.review import agreement, item_statuses, save_review_settings, undo_last
+
+    workspace = _workspace(args)
+    reviewer = args.reviewer or default_reviewer()
+    if args.undo:
+        keys = undo_last(workspace, reviewer)
+        print(f"Undid {reviewer}'s last answer on {len(keys)} item{'s' if len(keys) != 1 else ''}."
+              if keys else f"{reviewer} has no answer to undo.")
+        return 0
+    if args.answers_per_item is not None:
+        settings = save_review_settings(workspace, reviewer, answers_per_item=args.answers_per_item)
+        print(f"Answers per item: {settings.answers_per_item} (kept in {workspace.root}).")
+        return 0
+    found = agreement(item_statuses(workspace).values())
+    percent = "-" if found.percent is None else f"{found.percent:.1f}%"
+    kappa = "-" if found.kappa is None else f"{found.kappa:.3f}"
+    print(f"{found.items} items with two or more answers; agreement {percent}; Cohen's kappa {kappa} "
+          f"(over {found.two_answer_items} items with exactly two answers)")
+    for pair in found.pairs:
+        pair_kappa = "-" if pair.kappa is None else f"{pair.kappa:.3f}"
+        print(f"  {pair.first} and {pair.second}: {pair.items} items, {pair.percent:.1f}% agree, kappa {pair_kappa}")
+    return 0
 
 
 def _run_pairs(args: argparse.Namespace) -> int:
@@ -117,9 +154,9 @@ def _run_widgets(args: argparse.Namespace) -> int:
         if not held:
             print(f"No widget in {args.widget_set} is held for sensitive-data review.")
             return 0
-        from engine.dataset.review import latest_decisions
+        from engine.dataset.review import item_statuses
 
-        decisions = latest_decisions(workspace, [entry["key"] for entry in held])
+        decisions = item_statuses(workspace, [entry["key"] for entry in held])
         print(f"{'widget':<30} {'decision':<22} findings")
         for entry in held:
             where = ", ".join(sorted({finding["field"] for finding in entry.get("findings", [])}))

@@ -25,7 +25,7 @@ from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
 from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
-from engine.dataset.review import latest_decisions
+from engine.dataset.review import item_statuses
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import WorkspaceError
 from engine.progress import ProgressFn, no_progress
@@ -194,7 +194,7 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
 def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Example], hashes: list[str],
            tallies: dict[str, SourceTally], progress: ProgressFn) -> list[tuple]:
     """Score the new candidates; drop (and count) those the quality rules reject; the rest as table rows."""
-    decisions = latest_decisions(workspace, hashes) if hashes else {}
+    decisions = item_statuses(workspace, hashes) if hashes else {}
     count = get_tokenizer(None).count
     kept: list[tuple[Example, str, object, str | None]] = []
     for example, digest in zip(candidates, hashes, strict=True):

@@ -26,7 +26,7 @@ from engine.collect.scoring import score_example
 from engine.config import TIERS, PipelineConfig
 from engine.dataset.dedup import _normalized_code, find_duplicates
 from engine.dataset.gate import scan_records
-from engine.dataset.review import latest_decisions
+from engine.dataset.review import item_statuses
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
 
@@ -58,7 +58,7 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
         updates, by_tier, changed, checked = [], Counter(), 0, 0
         for rows in _batches(conn, "content_hash, source, format, record_json, tier, quality_score, quality_reasons,"
                                    " dropped, human_reviewed, sensitive"):
-            decisions = latest_decisions(workspace, [row["content_hash"] for row in rows])
+            decisions = item_statuses(workspace, [row["content_hash"] for row in rows])
             records = [json.loads(row["record_json"]) for row in rows]
             findings = scan_records(workspace, list(enumerate(records)))
             for index, (row, record) in enumerate(zip(rows, records, strict=True)):

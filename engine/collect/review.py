@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.dataset.gate import scan_records
-from engine.dataset.review import Decision, latest_decisions, record_decision
+from engine.dataset.review import Decision, ItemStatus, item_statuses, record_decision
 from engine.errors import StudioError
 from engine.store import Workspace
 
@@ -29,7 +29,7 @@ class FlaggedExample:
     origin: str
     kinds: list[str]
     fields: list[str]  # where the findings are: `output`, `messages[1].content`, `metadata.window_name`, ...
-    decision: Decision | None
+    decision: ItemStatus | None  # the item's status by the review rule; None while nobody answered
 
 
 def flagged_examples(workspace_path: Path, pending_only: bool = False) -> list[FlaggedExample]:
@@ -54,11 +54,11 @@ def flagged_examples(workspace_path: Path, pending_only: bool = False) -> list[F
                                                   sorted({f.field for f in findings}), None))
     finally:
         conn.close()
-    decisions = latest_decisions(workspace, [example.content_hash for example in flagged])
+    decisions = item_statuses(workspace, [example.content_hash for example in flagged])
     for example in flagged:
         example.decision = decisions.get(example.content_hash)
     if pending_only:
-        flagged = [e for e in flagged if e.decision is None or e.decision.decision not in ("good", "bad", "redact")]
+        flagged = [e for e in flagged if e.decision is None or e.decision.decision is None]
     return flagged
 
 

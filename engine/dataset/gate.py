@@ -211,6 +211,14 @@ def _get(record, parts: list[str | int]):
     return value
 
 
+def value_at(record, path: str):
+    """The value at a record path such as `metadata.sources[0].window_name`; None when the path is not there."""
+    try:
+        return _get(record, parse_path(path))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 def _set(record, parts: list[str | int], new_value: str) -> None:
     target = record
     for part in parts[:-1]:
@@ -289,11 +297,11 @@ def gate_records(workspace, keyed: list[tuple[str, object]], progress: ProgressF
                  filename_of=None) -> list[GateVerdict]:
     """The gate over (content key, record) pairs: the key is what reviewers' decisions are recorded under (a pair's
     pair_hash, an example's content_hash). Without a workspace there are no decisions: flagged records are held."""
-    from engine.dataset.review import latest_decisions
+    from engine.dataset.review import item_statuses
 
     found = scan_records(workspace, list(enumerate(record for _, record in keyed)), progress, filename_of)
     flagged = [key for index, (key, _) in enumerate(keyed) if found.get(index)]
-    decisions = latest_decisions(workspace, flagged) if workspace is not None and flagged else {}
+    decisions = item_statuses(workspace, flagged) if workspace is not None and flagged else {}
     verdicts = []
     for index, (key, record) in enumerate(keyed):
         findings = found.get(index, [])

@@ -20,7 +20,7 @@ from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
 from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
 from engine.dataset.quality import TIERS, Quality, assess, confidence_of, format_problems, metadata_problems
-from engine.dataset.review import RESOLVING, enqueue, latest_decisions
+from engine.dataset.review import RESOLVING, enqueue, item_statuses
 from engine.dataset.sensitive import Finding
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
@@ -101,7 +101,7 @@ def analyze_dataset(path: str | Path, workspace: Workspace | None = None, min_co
         pair.metadata_problems = metadata_problems(pair.record)
         if not format_problems(pair.record):
             candidates.append(pair)
-    decisions = latest_decisions(workspace, [p.pair_hash for p in candidates]) if workspace is not None else {}
+    decisions = item_statuses(workspace, [p.pair_hash for p in candidates]) if workspace is not None else {}
     for pair in pairs:
         if pair.record is not None:
             decision = decisions.get(pair.pair_hash)
@@ -354,7 +354,7 @@ class ReviewItem:
     findings: list[Finding]
     tier: str
     quality_reasons: list[str]
-    decision: object | None  # review.Decision
+    decision: object | None  # review.ItemStatus, None while nobody answered
 
 
 def review_items(path: str | Path, workspace: Workspace, pending_only: bool = False,

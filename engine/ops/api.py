@@ -11,15 +11,19 @@ never into the body. Endpoints are plain `def` functions, so FastAPI runs the bl
 pool and the server keeps answering while a job runs.
 
 Status codes: 400 invalid JSON or a domain error the user can fix (StudioError), 401 a missing or wrong token,
-404 an unknown job or path, 409 the state forbids it now (job already running, training running, not enough
-examples), 413 a body over 64 KB (refused unread), 422 a well-formed body with a wrong or unknown field, 500 an
-unexpected error. A value from the request that a message quotes (a job id, a path) is cut to 80 characters.
+403 a write from another web origin (`Origin` or `Sec-Fetch-Site`), 404 an unknown job or path, 409 the state
+forbids it now (job already running, training running, not enough examples), 413 a body over 64 KB (refused
+unread), 415 a write that is not `Content-Type: application/json`, 422 a well-formed body with a wrong or unknown
+field (or none where one is needed: `POST /api/train` takes `{}` for the defaults), 500 an unexpected error.
+A value from the request that a message quotes (a job id, a path) is cut to 80 characters.
 
 Access: with a token, every /api/* request needs `Authorization: Bearer <token>` (compared in constant time).
 /openapi.json and /docs stay open: they describe the endpoints and hold no data, and /docs has an Authorize
 button to try the API with the token (Swagger UI loads its script from FastAPI's default CDN). Without a token the
 server is bound to loopback only and answers only requests whose Host is a loopback name, so a web page cannot
-read it through DNS rebinding; writes need a JSON content type, which a cross-site form cannot send.
+read it through DNS rebinding. Every write (POST, PUT, ...) needs `Content-Type: application/json` and is refused
+when it comes from another web origin (its `Origin` is not this host, or `Sec-Fetch-Site` is not same-origin or
+none), so no page a user visits can start a training run or change a job, token or not.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from engine import __version__
 from engine.config import PipelineConfig
@@ -205,6 +210,39 @@ class BodyCap:
             return message
 
         await self.app(scope, capped, send)
+
+
+# -- writes ----------------------------------------------------------------------------------------------------
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def write_refusal(headers) -> tuple[int, str] | None:
+    """Why a state-changing request must be refused, as (status, sentence), or None. A web page the user visits can
+    send a POST to this API without asking (a form, or fetch without a preflight when the type is text/plain or a
+    form type); such a request always carries the page's Origin and, in current browsers, `Sec-Fetch-Site:
+    cross-site`. So a write must come from no browser page or this origin, and be `application/json`, which a
+    page on another site cannot send without a CORS preflight that this API never grants."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
+        return 403, (f"This request came from another site (Sec-Fetch-Site: {clip(site, 20)}); the API takes "
+                     "changes only from its own origin or from programs such as curl.")
+    origin = headers.get("origin")
+    if origin is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            origin_host = urlsplit(origin).netloc.lower()
+        except ValueError:
+            origin_host = ""
+        if not origin_host or origin_host != headers.get("host", "").lower():
+            return 403, (f"This request came from the web page {clip(origin, 60)!r}, another origin than this API's; "
+                         "the API takes changes only from its own origin or from programs such as curl.")
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        shown = f"Content-Type {clip(content_type, 40)!r}" if content_type else "no Content-Type"
+        return 415, (f"This request has {shown}; send a JSON object with the header `Content-Type: "
+                     "application/json`.")
+    return None
 
 
 # -- request bodies --------------------------------------------------------------------------------------------
@@ -408,6 +446,17 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
                                      "127.0.0.1, localhost or [::1], or start it with a token.")
             return await call_next(request)
 
+    # -- writes: JSON only, and only from this origin --
+    @app.middleware("http")
+    async def guard_writes(request: Request, call_next):
+        if request.method in SAFE_METHODS or not any(
+                route.matches(request.scope)[0] == Match.FULL for route in app.router.routes):
+            return await call_next(request)  # reads, and requests no endpoint takes (404 / 405 answer those)
+        refused = write_refusal(request.headers)
+        if refused is not None:
+            return _failure(*refused)
+        return await call_next(request)
+
     def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
         if credentials is None:
             raise StarletteHTTPException(401, "This API needs a token: send the header `Authorization: Bearer "
@@ -494,11 +543,10 @@ def create_app(config_path: str | Path, workspace_path: str | Path, token: str |
 
     @api.post("/train", summary="Start a LoRA training run", status_code=202,
               responses={409: {"description": "not enough examples, or a run is already active"}})
-    def train(body: TrainRequest | None = None) -> JSONResponse:
+    def train(body: TrainRequest) -> JSONResponse:
         from engine.training.launcher import plan_run, start_run
         from engine.training.runs import list_runs
 
-        body = body or TrainRequest()  # no body: train on the collected folder with the defaults
         config = load_config()
         with train_lock:
             active = [run for run in list_runs(ws) if run.active]

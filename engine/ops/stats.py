@@ -153,7 +153,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
     examples export_training would write: not duplicates, not dropped, at or above collect.export_min_tier, and
     without unreviewed sensitive-data findings."""
     from engine.collect.export import last_export
-    from engine.dataset.review import latest_decisions
+    from engine.dataset.review import item_statuses
 
     min_tier = config.get("collect.export_min_tier")
     needed = int(config.get("collect.min_examples_for_training"))
@@ -167,7 +167,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
             flagged = conn.execute(f"SELECT content_hash, tier {base} AND sensitive > 0", allowed).fetchall()
     held = 0
     if flagged:
-        decisions = latest_decisions(Workspace.open(workspace_path), [digest for digest, _ in flagged])
+        decisions = item_statuses(Workspace.open(workspace_path), [digest for digest, _ in flagged])
         for digest, tier in flagged:
             if digest in decisions and decisions[digest].decision in ("good", "redact"):
                 by_tier[tier] += 1

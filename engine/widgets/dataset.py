@@ -186,7 +186,24 @@ def _gate(workspace: Workspace | None, examples: dict[str, list], report: Datase
         if verdict.action == "redact":
             report.redacted.append(widget_id)
         lines[widget_id] = serialize_example(verdict.record)
+    if workspace is not None and report.held_detail:
+        _keep_held(workspace, folder, {widget_id: examples[widget_id] for widget_id in report.held_detail},
+                   {widget_id: entry["key"] for widget_id, entry in report.held_detail.items()})
     return lines
+
+
+def _keep_held(workspace: Workspace, folder: Path, held: dict[str, list], keys: dict[str, str]) -> None:
+    """Keep the held examples in the workspace, so the review queue shows the exact text a reviewer decides on
+    (dataset_info.json, which travels with the set, only names them)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    dataset = f"widgets:{Path(folder).expanduser().resolve()}"
+    with workspace.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO held_records(key, source, dataset, origin, record_json, held_at) VALUES (?, 'widgets', ?, ?,"
+            " ?, ?) ON CONFLICT(key) DO UPDATE SET dataset = excluded.dataset, origin = excluded.origin,"
+            " held_at = excluded.held_at",
+            [(keys[widget_id], dataset, widget_id, json.dumps(record, ensure_ascii=False), now)
+             for widget_id, record in held.items()])
 
 
 def held_widgets(folder: str | Path) -> list[dict]:
