@@ -189,7 +189,7 @@ def test_config_layers_defaults_preset_yaml_flags(tmp_path):
         ("ok", ["--data", "{tmp}/d", "--model", "someone/not-cached"], "is not in the local Hugging Face cache"),
         ("ok", ["--data", "{tmp}/d", "--iters", "0"], "iters must be at least 1, not 0."),
         ("ok", ["--data", "{tmp}/d", "--batch-size", "20"], "valid.jsonl has only 12 samples; lower batch_size."),
-        ("yaml", ["--data", "{tmp}/d", "--config", "{tmp}/c.yaml"], "has the unknown key 'epochs'."),
+        ("yaml", ["--data", "{tmp}/d", "--training-config", "{tmp}/c.yaml"], "has the unknown key 'epochs'."),
         (None, [], "Say which data folder to train on with --data DIR"),
     ],
 )

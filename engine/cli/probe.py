@@ -9,8 +9,9 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
-from engine.store import Workspace, resolve_workspace
+from engine.store import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="base model (default: the one the adapter was trained on)")
     parser.add_argument("--n", type=int, default=5, help="pairs from training and from held-out data (default 5)")
     parser.add_argument("--max-tokens", type=int, default=128, help="most tokens per answer (default 128)")
-    parser.add_argument("--workspace", help="workspace folder for --version (default: $STUDIO_WORKSPACE or "
-                        "data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     parser.set_defaults(func=run)
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     reexec_with_openblas()
     if args.version:
-        tuned = version_choice(Workspace.open(resolve_workspace(args.workspace)), args.version)
+        tuned = version_choice(Workspace.open(workspace_of(args)), args.version)
         if args.model:
             tuned = replace(tuned, model=args.model)
     else:

@@ -1,6 +1,6 @@
 """`python -m engine train`: LoRA-train a base model on an MLX data folder with mlx-lm, recorded as a run.
 
-    python -m engine train --data DIR [--model M] [--preset 8gb] [--iters N ...] [--config lora.yaml] [--force]
+    python -m engine train --data DIR [--model M] [--preset 8gb] [--iters N ...] [--training-config lora.yaml] [--force]
     python -m engine train --list | --show RUN_ID | --stop RUN_ID
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
-from engine.store import Workspace, resolve_workspace
+from engine.store import Workspace
 from engine.training.launcher import PARAMETER_HELP, PRESETS, plan_run, start_run
 from engine.training.models import DEFAULT_BASE_MODEL
 from engine.training.runs import get_run, list_runs, run_metrics, stop_run, wait_for_run
@@ -32,15 +33,16 @@ def _help(text: str | None) -> str | None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
-        description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --config YAML < flags.",
+        description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --training-config YAML < "
+                    "flags.",
     )
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--data", help="MLX data folder with train.jsonl and valid.jsonl (and test.jsonl)")
     parser.add_argument("--model", default=None,
                         help=f"hub id, local model folder, or empty for the offline default {DEFAULT_BASE_MODEL}")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
                         help="8gb: batch 1, grad accumulation 4, max seq 512, grad checkpoint, rank 4")
-    parser.add_argument("--config", help="a YAML file with mlx-lm training options")
+    parser.add_argument("--training-config", metavar="YAML", help="a YAML file with mlx-lm training options")
     for flag, kind, key in _FLAGS:
         parser.add_argument(flag, type=kind, dest=key, default=None, help=_help(PARAMETER_HELP.get(key)))
     parser.add_argument("--grad-checkpoint", action="store_true", default=None,
@@ -59,7 +61,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(resolve_workspace(args.workspace))
+    ws = Workspace.open(workspace_of(args))
     if args.list:
         return _list(ws, args.json)
     if args.show:
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise StudioError("Say which data folder to train on with --data DIR (a folder holding train.jsonl).")
     overrides = {key: getattr(args, key) for _, _, key in _FLAGS}
     overrides.update(grad_checkpoint=args.grad_checkpoint, mask_prompt=args.mask_prompt, evaluate=args.evaluate)
-    plan = plan_run(args.data, args.model, args.preset, args.config, overrides, force=args.force)
+    plan = plan_run(args.data, args.model, args.preset, args.training_config, overrides, force=args.force)
     for warning in plan.warnings:
         print(f"warning: {warning}")
     run_id = start_run(ws, plan, use_openblas=not args.no_openblas)
