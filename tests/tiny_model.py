@@ -100,7 +100,8 @@ def write_data_folder(folder: Path, train: int = 120, valid: int = 12, test: int
 
 
 TINY_OVERRIDES = {"iters": 12, "batch_size": 2, "num_layers": 2, "learning_rate": 2e-3, "steps_per_report": 2,
-                  "steps_per_eval": 4, "generation_tokens": 16}
+                  "steps_per_eval": 4, "generation_tokens": 16, "generation_prompts": 3, "val_batches": 25,
+                  "eval_batches": 25}
 
 
 def start_tiny_run(ws, data_dir: Path, model_dir: Path, **overrides) -> str:

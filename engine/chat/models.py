@@ -199,7 +199,7 @@ def workspace_choices(ws: Workspace, limit_runs: int = 20) -> list[ModelChoice]:
 
         for run in list_runs(ws, limit=limit_runs):
             folder = ws.path("runs", run.id, "adapters")
-            if run.status != "completed" or not (folder / ADAPTER_FILE).is_file():
+            if not run.usable or not (folder / ADAPTER_FILE).is_file():
                 continue
             model = canonical_model(str(run.model_path or run.base_model))
             adapters.append(ModelChoice(model, folder, f"run {run.id}", Path(run.data_dir), None, run.id))
