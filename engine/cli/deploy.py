@@ -6,6 +6,7 @@ import argparse
 import json
 
 from engine.cli import CONFIG_HELP, WORKSPACE_HELP, workspace_of
+from engine.ops.tasks import current_task
 from engine.store import Workspace
 from engine.training import deploy as versions
 
@@ -58,8 +59,14 @@ def run(args: argparse.Namespace) -> int:
     action = args.action
     if action in ("deploy", "canary"):
         share = args.traffic / 100 if action == "canary" else None
+        task = current_task()  # the Training page runs deploys in the background: the comparison loads models
+        if task:
+            task("checking the adapter and comparing it with the served model on held-out data", 0, None)
         result = versions.deploy(ws, args.run_id, description=args.description, force=args.force,
                                  margin=args.margin, dry_run=getattr(args, "dry_run", False), canary_share=share)
+        if task:
+            task.finish({"action": action, "status": result.status, "message": result.message,
+                         "dry_run": result.dry_run, "version": result.version})
         if args.json:
             print(json.dumps(result.__dict__, indent=2, default=str))
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
+from engine.ops.tasks import current_task
 from engine.store import Workspace
 
 
@@ -50,10 +51,25 @@ def run(args: argparse.Namespace) -> int:
     if tuned.data_dir is None:
         raise StudioError(f"The training data of {tuned.name} is unknown; say which pairs to probe with --data DIR.")
     settings = GenerationSettings(max_tokens=args.max_tokens).validated()
+    task = current_task()  # the Compare page runs the probe in the background and polls it
+
+    def on_row(row, done: int, total: int) -> None:
+        if task:
+            task("answering and scoring pairs", done, total)
+        if not args.json:
+            _progress(row, done, total)
+
+    if task:
+        task("loading the base model and the adapter", 0, 2)
     base_model = load_chat_model(tuned.base())
+    if task:
+        task("loading the base model and the adapter", 1, 2)
     tuned_model = load_chat_model(tuned)
-    report = probe([base_model, tuned_model], tuned.data_dir, args.n, settings,
-                   on_row=None if args.json else _progress)
+    if task:
+        task("answering and scoring pairs", 0, None)
+    report = probe([base_model, tuned_model], tuned.data_dir, args.n, settings, on_row=on_row)
+    if task:
+        task.finish(report.to_dict())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
