@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from engine.chat.models import run_choice
 from engine.errors import StudioError
 from engine.ops.tasks import TaskBusy, start_task, task_status
 from engine.settings import active_workspace
@@ -28,7 +29,7 @@ from engine.training.launcher import (
 from engine.training.models import DEFAULT_BASE_MODEL, default_model_ready, resolve_base_model
 from engine.training.preview import preview_data_folder
 from engine.training.runs import get_run, list_data_folders, list_runs, run_metrics, stop_run
-from views.ui import background_task, escape_markdown, task_progress
+from views.ui import background_task, escape_markdown, shared_model_cache, task_progress
 
 st.title("Training")
 try:
@@ -263,6 +264,13 @@ def runs_panel() -> None:
 
 runs_panel()
 runs = list_runs(ws)
+newest = next((run for run in runs if run.usable), None)
+if newest is not None:  # the next page is Compare: have its models loaded by then (in the background)
+    try:
+        tuned = run_choice(ws, newest.id)
+        shared_model_cache().warm([tuned.base(), tuned])
+    except StudioError:
+        pass  # Compare says what is wrong with it when asked
 if runs:
     with_metrics = [run.id for run in runs if run.iterations_done]
     compared = st.multiselect("Loss curves to compare", with_metrics, default=with_metrics[:3], key="compared_runs",

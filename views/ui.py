@@ -38,6 +38,23 @@ def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGe
     return bar, show
 
 
+@st.cache_resource(show_spinner=False)
+def shared_model_cache():
+    """Loaded chat models shared by every session of this server (engine.chat.models.ModelCache): switching back
+    to a model is instant, and models warmed in the background are there when a page asks."""
+    from engine.chat.models import ModelCache
+
+    return ModelCache(max_models=4)
+
+
+@st.cache_resource(show_spinner=False)
+def background_loader():
+    """Threads that load models while a page draws their progress (at most two loads at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="load-model")
+
+
 def task_progress(status: TaskStatus, what: str) -> None:
     """A running task as a progress bar: what, its phase, done of total, elapsed time and the estimate left."""
     fraction = min(1.0, status.done / status.total) if status.total else 0.0

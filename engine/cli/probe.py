@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n", type=int, default=5, help="pairs from training and from held-out data (default 5)")
     parser.add_argument("--max-tokens", type=int, default=128, help="most tokens per answer (default 128)")
     add_config_arguments(parser)
+    parser.add_argument("--label", help="the fine-tuned model's name in the report (default: its version or folder)")
+    parser.add_argument("--base-label", help="the base model's name in the report (default: base <model>)")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     parser.set_defaults(func=run)
 
@@ -59,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             _progress(row, done, total)
 
+    if args.label:
+        tuned = replace(tuned, label=args.label)
+    base = replace(tuned.base(), label=args.base_label) if args.base_label else tuned.base()
     if task:
         task("loading the base model and the adapter", 0, 2)
-    base_model = load_chat_model(tuned.base())
+    base_model = load_chat_model(base)
     if task:
         task("loading the base model and the adapter", 1, 2)
     tuned_model = load_chat_model(tuned)
