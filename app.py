@@ -7,7 +7,9 @@ file names instead of titles in the sidebar).
 
 import streamlit as st
 
-st.set_page_config(page_title="Training Data Studio", page_icon=":material/model_training:", layout="wide")
+# An emoji favicon is drawn by the browser itself; a :material/...: one would be fetched from a font CDN, and the
+# studio works offline.
+st.set_page_config(page_title="Training Data Studio", page_icon="🧪", layout="wide")
 
 PAGES = [
     ("views/sources.py", "Sources", ":material/database:"),  # configure and check sources; extract

@@ -101,6 +101,8 @@ def test_browser_starts_a_run_and_the_loss_chart_grows(tmp_path, tiny, browser_w
     page = browser_page
     page.goto(f"{url}/training")
     wait_for_app(page)
+    # the studio works offline: its favicon is drawn by the browser, not fetched from a font CDN
+    assert page.locator("link[rel='shortcut icon']").get_attribute("href").startswith("data:image/svg+xml")
     page.get_by_role("textbox", name="Base model").fill(str(model))
     page.get_by_role("textbox", name="Base model").press("Enter")
     wait_for_app(page)

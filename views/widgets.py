@@ -114,6 +114,8 @@ if right.button("Draft prompts", icon=":material/edit_note:", disabled=not overv
         st.error(str(exc))
     else:
         st.session_state["widgets_notice"] = f"Prompts: {drafted.summary()}."
+        for key in [key for key in st.session_state if str(key).startswith("prompt_text_")]:
+            del st.session_state[key]  # the prompt boxes show the drafted files now, not what they held before
         st.rerun()
 if notice := st.session_state.get("widgets_notice"):
     st.success(notice)
