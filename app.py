@@ -9,7 +9,9 @@ import streamlit as st
 
 from views.access import require_member
 
-st.set_page_config(page_title="Training Data Studio", page_icon=":material/model_training:", layout="wide")
+# An emoji favicon is drawn by the browser itself; a :material/...: one would be fetched from a font CDN, and the
+# studio works offline.
+st.set_page_config(page_title="Training Data Studio", page_icon="🧪", layout="wide")
 require_member()  # team mode: log in first; someone without a role in the config gets nothing
 
 PAGES = [

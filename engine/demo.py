@@ -36,7 +36,7 @@ SEED = 2026
 CONFIG_NAME = "pipeline_config.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
 GENERATOR = "engine.demo"
-PERIOD = (date(2026, 10, 5), date(2026, 10, 30))
+PERIOD = (date(2026, 10, 5), date(2026, 11, 13))
 PARTS = (CONFIG_NAME, GROUND_TRUTH_NAME, "screenpipe/db.sqlite", "repo/.git", "docs", "conversations/assistant.jsonl")
 REMOTE_URL = "git@github.com:skycast-dev/skycast.git"  # never contacted: it names the project, as a clone's does
 

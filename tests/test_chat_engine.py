@@ -215,11 +215,11 @@ def test_default_base_model_honours_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIO_CHAT_BASE_MODEL", "/models/tiny")
     assert base_choice().model == "/models/tiny"
     monkeypatch.delenv("STUDIO_CHAT_BASE_MODEL")
-    from engine.training.models import DEFAULT_BASE_MODEL
+    from engine.training.models import DEFAULT_BASE_MODEL, DEFAULT_MODEL_FOLDER
 
     assert base_choice().model == DEFAULT_BASE_MODEL
     monkeypatch.setenv("STUDIO_MODEL_CACHE", str(tmp_path))
-    converted = tmp_path / "SmolLM2-135M-Instruct"
+    converted = tmp_path / DEFAULT_MODEL_FOLDER
     assert canonical_model(str(converted)) == DEFAULT_BASE_MODEL, "adapters record the converted folder's path"
     assert canonical_model(str(tmp_path / "other")) == str(tmp_path / "other")
 

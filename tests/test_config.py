@@ -94,3 +94,45 @@ def test_invalid_update_is_refused_before_saving(tmp_path):
     with pytest.raises(ConfigError, match="min_confidence"):
         PipelineConfig.load(path).with_values({"confidence.min_confidence": "high"}).save()
     assert path.read_text() == before
+
+
+def test_one_resolution_of_config_and_workspace_for_pages_and_verbs(tmp_path, monkeypatch, capsys):
+    """--config, else $STUDIO_CONFIG, else the studio's active config (data/workspace/pipeline_config.json), else
+    the demo's; the workspace: --workspace, else $STUDIO_WORKSPACE, else the config's studio.workspace."""
+    from engine.__main__ import main
+    from engine.settings import active_config_path, active_workspace
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STUDIO_CONFIG", raising=False)
+    monkeypatch.delenv("STUDIO_WORKSPACE", raising=False)
+    assert main(["stats", "summary"]) == 1  # nothing yet: one sentence that says how to get a config
+    assert "No pipeline config yet" in capsys.readouterr().err
+
+    def config(path: str, workspace: str) -> Path:
+        file = tmp_path / path
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps({"paths": {"git_repo": "."}, "studio": {"workspace": workspace}}))
+        return file
+
+    config("data/demo/pipeline_config.json", "demo-ws")
+    assert active_config_path() == Path("data/demo/pipeline_config.json")
+    assert active_workspace() == tmp_path / "data/demo/demo-ws"
+    config("data/workspace/pipeline_config.json", "mine")
+    assert active_config_path() == Path("data/workspace/pipeline_config.json")  # your own config wins over the demo
+    other = config("elsewhere/cfg.json", "other-ws")
+    monkeypatch.setenv("STUDIO_CONFIG", str(other))
+    assert active_config_path() == other and active_workspace() == tmp_path / "elsewhere/other-ws"
+    assert active_config_path("flag.json") == Path("flag.json")
+    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path / "env-ws"))
+    assert active_workspace() == tmp_path / "env-ws"
+    assert active_workspace(flag=tmp_path / "flag-ws") == tmp_path / "flag-ws"
+    monkeypatch.delenv("STUDIO_WORKSPACE")
+
+    # every verb follows it, with no flag: the workspace the stats, versions and runs come from is the same
+    assert main(["stats", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["workspace"] == str(tmp_path / "elsewhere/other-ws")
+    assert main(["train", "--list"]) == 0 and "No training runs yet" in capsys.readouterr().out
+    assert (tmp_path / "elsewhere/other-ws/studio.db").exists()
+    assert main(["deploy", "list"]) == 0 and "No versions yet" in capsys.readouterr().out
+    assert main(["train", "--config", str(tmp_path / "missing.json"), "--list"]) == 1  # --config is the pipeline config
+    assert "missing.json does not exist" in capsys.readouterr().err

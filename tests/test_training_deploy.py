@@ -20,17 +20,16 @@ from tests.tiny_model import build_tiny_model, start_tiny_run, write_data_folder
 
 @pytest.fixture(scope="module")
 def trained_workspace(tmp_path_factory):
-    """One workspace with three completed runs, trained at once: two good ones and a barely trained one."""
+    """One workspace with three completed runs (one after the other: a workspace trains one run at a time): two
+    good ones and a barely trained one."""
     root = tmp_path_factory.mktemp("deploy")
     model, data = build_tiny_model(root / "model"), write_data_folder(root / "data")
     ws = Workspace.open(root / "ws")
-    ids = {
-        "good": start_tiny_run(ws, data, model),
-        "other": start_tiny_run(ws, data, model, seed=1, iters=14),
-        "weak": start_tiny_run(ws, data, model, iters=2, learning_rate=1e-5),
-    }
-    for name, run_id in ids.items():
-        run = wait_for_run(ws, run_id, timeout=180)
+    ids = {}
+    for name, overrides in (("good", {}), ("other", {"seed": 1, "iters": 14}),
+                            ("weak", {"iters": 2, "learning_rate": 1e-5})):
+        ids[name] = start_tiny_run(ws, data, model, **overrides)
+        run = wait_for_run(ws, ids[name], timeout=180)
         assert run.status == "completed", f"{name}: {run.error}\n{run.log_tail}"
     return ws.root, ids
 

@@ -18,7 +18,7 @@ def test_resolve_default_folder_and_hub_id(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_MODEL_CACHE", str(tmp_path / "cache"))
     for spec in (None, "", "default", "smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"):
         resolved = models.resolve_base_model(spec)
-        assert resolved.kind == "default" and resolved.path == tmp_path / "cache" / "SmolLM2-135M-Instruct"
+        assert resolved.kind == "default" and resolved.path == tmp_path / "cache" / models.DEFAULT_MODEL_FOLDER
     folder = tmp_path / "m"
     folder.mkdir()
     with pytest.raises(StudioError, match="has no config.json"):
@@ -44,7 +44,7 @@ def test_resolve_default_folder_and_hub_id(tmp_path, monkeypatch):
 def test_conversion_runs_once_under_a_lock(tmp_path):
     calls = []
 
-    def slow_convert(gguf, out_dir):
+    def slow_convert(gguf, out_dir, progress):
         calls.append(gguf.name)
         time.sleep(0.5)
         (out_dir / "config.json").write_text(json.dumps({"from": gguf.name}))
@@ -58,20 +58,21 @@ def test_conversion_runs_once_under_a_lock(tmp_path):
     for thread in threads:
         thread.join()
     assert len(calls) == 1 and calls[0].endswith(".gguf")
-    assert results == [tmp_path / "SmolLM2-135M-Instruct"] * 3
+    assert results == [tmp_path / models.DEFAULT_MODEL_FOLDER] * 3
     assert json.loads((results[0] / "config.json").read_text()) == {"from": calls[0]}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".SmolLM2-135M-Instruct.lock", "SmolLM2-135M-Instruct"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{models.DEFAULT_MODEL_FOLDER}.lock",
+                                                          models.DEFAULT_MODEL_FOLDER]
 
 
 def test_failed_conversion_leaves_nothing_behind(tmp_path):
-    def broken(gguf, out_dir):
+    def broken(gguf, out_dir, progress):
         (out_dir / "partial.bin").write_bytes(b"x")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
         models.ensure_default_model(tmp_path, broken, log=lambda m: None)
     assert not models.default_model_ready(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [".SmolLM2-135M-Instruct.lock"]
+    assert [p.name for p in tmp_path.iterdir()] == [f".{models.DEFAULT_MODEL_FOLDER}.lock"]
 
 
 def test_default_model_works_offline_with_no_manual_step(tmp_path, monkeypatch):
@@ -90,3 +91,40 @@ def test_default_model_works_offline_with_no_manual_step(tmp_path, monkeypatch):
     # a random 49,152-token model scores about ln(49152) = 10.8; the real SmolLM2 weights do far better
     assert 0 < result["valid"]["loss"] < 8 and result["valid"]["batches"] == 1
     assert (folder / ".complete").read_text().strip() == models.smollm2_gguf_path().name
+
+
+def test_mlx_conversion_is_what_transformers_reads_from_the_gguf_file(tmp_path):
+    """The converter reads the GGUF file with mlx alone; transformers' own GGUF loader is the reference: the same
+    float32 weights bit for bit, the same tokens for the same text, the same chat template, and the rotary base
+    written so that mlx-lm reads it (the reason the cache folder carries a version)."""
+    import mlx.core as mx
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = models.smollm2_gguf_path()
+    seen = []
+    models.convert_gguf(gguf, tmp_path, progress=lambda stage, done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] == len(seen) > 200  # every tensor reported
+    reference = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    expected = {name: tensor.numpy() for name, tensor in reference.state_dict().items() if name != "lm_head.weight"}
+    converted = mx.load(str(tmp_path / "model.safetensors"))
+    assert set(converted) == set(expected)
+    for name, array in expected.items():
+        assert (converted[name].__array__() == array).all(), name
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["rope_theta"] == reference.config.rope_parameters["rope_theta"] == 100_000
+    assert config["tie_word_embeddings"] is True and config["num_hidden_layers"] == 30
+
+    ours = AutoTokenizer.from_pretrained(str(tmp_path))
+    theirs = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    for text in ("def retry(url):\n    return 42  # ünïcode 日本", "<|im_start|>user\nHi<|im_end|>\n", "a\t\tb 12345"):
+        assert ours(text).input_ids == theirs(text).input_ids, text
+    chat = [{"role": "user", "content": "hello"}]
+    assert ours.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
+        theirs.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert (ours.eos_token, ours.pad_token) == ("<|im_end|>", "<|im_end|>")
+
+    from mlx_lm import load
+
+    model, _ = load(str(tmp_path))
+    assert model.args.rope_theta == 100_000

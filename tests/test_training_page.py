@@ -53,8 +53,13 @@ def test_history_chart_evaluation_and_rollback(tmp_path, monkeypatch, tiny):
     at = training_page(monkeypatch, ws.root).run()
     assert not at.exception
     assert at.selectbox[0].options == ["datasets/tiny", "Another folder…"]
-    assert len(at.get("vega_lite_chart")) == 1  # the picked run's loss chart
+    assert len(at.get("vega_lite_chart")) == 2  # the runs compared (one here) and the picked run's loss chart
+    assert at.multiselect(key="compared_runs").value == [run.id]
     assert any(shown(caption.value).startswith("Loss reports: 6 train, 4 validation") for caption in at.caption)
+    # the dataset preview before training: counts, format and the first samples
+    assert any(shown(caption.value).startswith("120 training samples, 12 validation, 8 test · format: chat")
+               for caption in at.caption)
+    assert any(expander.label == "The first 3 training samples" for expander in at.expander)
     history = at.dataframe[0].value
     assert list(history["run"]) == [run.id] and list(history["status"]) == ["completed"]
     evaluation = at.dataframe[1].value
@@ -97,8 +102,12 @@ def test_browser_starts_a_run_and_the_loss_chart_grows(tmp_path, tiny, browser_w
     page = browser_page
     page.goto(f"{url}/training")
     wait_for_app(page)
+    # the studio works offline: its favicon is drawn by the browser, not fetched from a font CDN
+    assert page.locator("link[rel='shortcut icon']").get_attribute("href").startswith("data:image/svg+xml")
     page.get_by_role("textbox", name="Base model").fill(str(model))
     page.get_by_role("textbox", name="Base model").press("Enter")
+    wait_for_app(page)
+    page.get_by_text("Parameters", exact=True).click()
     for label, value in (("iters", "200000"), ("num layers", "2"), ("steps per report", "50"),
                          ("steps per eval", "500")):
         field = page.get_by_role("spinbutton", name=label, exact=True)
@@ -108,6 +117,10 @@ def test_browser_starts_a_run_and_the_loss_chart_grows(tmp_path, tiny, browser_w
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Live run").wait_for(timeout=30_000)
     first = wait_for_points(page, above=1)  # a redraw can briefly show 0 points: keep the value that was seen
+    # one status, everywhere: the progress bar names the phase and steps; Start waits while the run goes
+    progress = page.locator(".st-key-live-run [data-testid=stProgress]").inner_text()
+    assert re.search(r"Run \S+: training [\d,]+ of 200,000 · \d+ s", progress), progress
+    assert page.get_by_role("button", name="Start training").is_disabled()
     grown = wait_for_points(page, above=first)
     caption = page.locator(".st-key-live-run").get_by_text(re.compile(r"Loss reports: \d+ train")).inner_text()
     train_reports = int(re.search(r"Loss reports: (\d+) train", caption).group(1))
@@ -117,3 +130,18 @@ def test_browser_starts_a_run_and_the_loss_chart_grows(tmp_path, tiny, browser_w
     page.get_by_text("Stopped by the user.").first.wait_for(timeout=30_000)
     (run,) = list_runs(ws)
     assert run.status == "stopped" and 50 <= run.iterations_done < 200000
+
+
+def test_a_preset_saved_on_the_page_is_offered_and_fills_the_parameters(tmp_path, monkeypatch):
+    at = training_page(monkeypatch, tmp_path / "ws").run()
+    assert at.selectbox(key="preset").value == "quick"  # the short first run is the default
+    at.number_input(key="quick-iters").set_value(7).run()
+    at.text_input(key="preset_name").set_value("seven steps").run()
+    next(button for button in at.button if button.label == "Save preset").click().run()
+    assert not at.exception
+    assert "Saved the preset 'seven steps'." in [info.value for info in at.info]
+    assert at.selectbox(key="preset").options[-1] == "seven steps"
+    assert at.selectbox(key="preset").value == "seven steps"
+    assert at.number_input(key="seven steps-iters").value == 7
+    assert any(caption.value.startswith("Saved in this workspace: ") and "iters 7" in caption.value
+               for caption in at.caption)

@@ -87,6 +87,45 @@ def test_run_record_metrics_and_adapter_files(trained, tiny):
         assert "OpenBLAS preloaded: /" in log and run.blas and "openblas" in run.blas
 
 
+def test_a_run_is_the_workspaces_training_task_one_at_a_time_usable_before_its_evaluation(tiny, tmp_path):
+    """One status per run everywhere: the task status (phase, iterations of total, elapsed, estimate) and the run's
+    phase in the workspace move together; a second start while it goes is refused; the adapter is marked usable
+    when it is saved, before the evaluation; the base comparison says how many answers the adapter changed."""
+    from engine.ops.tasks import TaskBusy, task_status
+    from engine.training.launcher import TASK_KIND
+
+    model, data = tiny
+    ws = Workspace.open(tmp_path / "ws")
+    run_id = start_tiny_run(ws, data, model, iters=300, steps_per_report=10, steps_per_eval=1000)
+    try:
+        with pytest.raises(TaskBusy, match=f"Training run {run_id} is still going"):
+            start_tiny_run(ws, data, model)
+        seen = set()
+        deadline = time.monotonic() + 120
+        while (status := task_status(ws.root, TASK_KIND)).running:
+            assert time.monotonic() < deadline, "the run did not finish within 120 s"
+            if status.phase == "training":
+                assert get_run(ws, run_id).status_text in ("running · training", "adapter ready · evaluating")
+                assert status.total == 300 and 0 <= status.done <= 300
+                seen.add(status.done)
+            time.sleep(0.05)
+        # progress moves every step, not only at the loss reports (every 10th step)
+        assert any(done % 10 for done in seen), sorted(seen)
+    finally:
+        stop_active_runs(ws)
+    assert status.state == "done" and status.result == {"run_id": run_id, "status": "completed"}
+    run = get_run(ws, run_id)
+    assert run.status == run.phase == "completed" and run.usable
+    assert run.usable_at and run.started_at < run.usable_at <= run.finished_at
+    phases = re.findall(r"\[studio\] phase: (.+)", ws.path("runs", run_id, "train.log").read_text())
+    assert phases == ["loading the model and data", "training", "evaluating"]
+    changed = run.evaluation["answers_changed"]
+    assert changed["prompts"] == 3 and 0 <= changed["changed"] <= 3
+    assert all("base_output" in sample for sample in run.evaluation["generation"]["samples"])
+    assert start_tiny_run(ws, data, model, iters=2)  # the workspace trains again once the run is done
+    stop_active_runs(ws)
+
+
 def assert_tail_of_log(tail: str, log_file) -> None:
     """The recorded tail is the end of the real log (colours stripped) and ends on an mlx-lm loss report."""
     lines = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).split("\r")[-1].rstrip()
@@ -176,7 +215,31 @@ def test_config_layers_defaults_preset_yaml_flags(tmp_path):
     assert config["batch_size"] == 3 and config["lora_rank"] == 16 and config["lora_scale"] == 10.0  # YAML over preset
     assert config["max_seq_length"] == 512 and config["grad_checkpoint"] is True  # preset over defaults
     assert config["learning_rate"] == 1e-4  # a None flag leaves the layer below
-    assert resolve_config()["iters"] == 100 and resolve_config()["num_layers"] == 8  # the seed's CONFIG
+    assert resolve_config("full")["iters"] == 100 and resolve_config("full")["num_layers"] == 8  # the seed's CONFIG
+    assert resolve_config("default") == resolve_config("full")  # the old name of the seed's preset
+    short = resolve_config()  # the default: a short first run that changes answers, a loss point every step
+    assert short["iters"] <= 30 and short["learning_rate"] >= 1e-4 and short["steps_per_report"] == 1
+
+
+def test_saved_presets_are_checked_layered_and_offered_to_the_cli(tmp_path):
+    from engine.training.launcher import delete_preset, save_preset, saved_presets
+
+    ws = Workspace.open(tmp_path / "ws")
+    assert saved_presets(ws) == {}
+    with pytest.raises(StudioError, match="'quick' is a built-in preset"):
+        save_preset(ws, "quick", {"iters": 5})
+    with pytest.raises(StudioError, match="iters must be at least 1"):
+        save_preset(ws, "mine", {"iters": 0})
+    with pytest.raises(StudioError, match="Unknown training parameter 'epochs'"):
+        save_preset(ws, "mine", {"epochs": 3})
+    assert save_preset(ws, "my short run", {"iters": 7, "learning_rate": "3e-4"}) == {"iters": 7, "learning_rate": 3e-4}
+    presets = saved_presets(ws)
+    config = resolve_config("my short run", overrides={"iters": 9}, saved=presets)
+    assert (config["iters"], config["learning_rate"], config["num_layers"]) == (9, 3e-4, 8)
+    with pytest.raises(StudioError, match="Unknown preset 'nope'; choose one of my short run, full, 8gb, quick"):
+        resolve_config("nope", saved=presets)
+    delete_preset(ws, "my short run")
+    assert saved_presets(ws) == {}
 
 
 @pytest.mark.parametrize(
@@ -189,7 +252,7 @@ def test_config_layers_defaults_preset_yaml_flags(tmp_path):
         ("ok", ["--data", "{tmp}/d", "--model", "someone/not-cached"], "is not in the local Hugging Face cache"),
         ("ok", ["--data", "{tmp}/d", "--iters", "0"], "iters must be at least 1, not 0."),
         ("ok", ["--data", "{tmp}/d", "--batch-size", "20"], "valid.jsonl has only 12 samples; lower batch_size."),
-        ("yaml", ["--data", "{tmp}/d", "--config", "{tmp}/c.yaml"], "has the unknown key 'epochs'."),
+        ("yaml", ["--data", "{tmp}/d", "--training-config", "{tmp}/c.yaml"], "has the unknown key 'epochs'."),
         (None, [], "Say which data folder to train on with --data DIR"),
     ],
 )

@@ -100,18 +100,21 @@ def write_data_folder(folder: Path, train: int = 120, valid: int = 12, test: int
 
 
 TINY_OVERRIDES = {"iters": 12, "batch_size": 2, "num_layers": 2, "learning_rate": 2e-3, "steps_per_report": 2,
-                  "steps_per_eval": 4, "generation_tokens": 16}
+                  "steps_per_eval": 4, "generation_tokens": 16, "generation_prompts": 3, "val_batches": 25,
+                  "eval_batches": 25}
 
 
-def start_tiny_run(ws, data_dir: Path, model_dir: Path, **overrides) -> str:
-    """Start a real mlx-lm LoRA run of the tiny model through the launcher; return its id at once."""
+def start_tiny_run(ws, data_dir: Path, model_dir: Path | None, **overrides) -> str:
+    """Start a real mlx-lm LoRA run of the tiny model (None: the default base model) through the launcher; return
+    its id at once."""
     from engine.training.launcher import plan_run, start_run
 
-    plan = plan_run(data_dir, str(model_dir), preset="quick", overrides={**TINY_OVERRIDES, **overrides}, force=True)
+    plan = plan_run(data_dir, str(model_dir) if model_dir else None, preset="quick",
+                    overrides={**TINY_OVERRIDES, **overrides}, force=True)
     return start_run(ws, plan)
 
 
-def train_tiny(ws, data_dir: Path, model_dir: Path, **overrides):
+def train_tiny(ws, data_dir: Path, model_dir: Path | None, **overrides):
     """Train the tiny model to the end and return the run record (fails the test if the run did not complete)."""
     from engine.training.runs import wait_for_run
 

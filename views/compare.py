@@ -3,38 +3,36 @@ a probe that scores both on training and held-out pairs against the real code.""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
 import streamlit as st
 
-from engine.chat.generate import GenerationSettings, interleave, stream_answer
+from engine.chat.generate import GenerationSettings, interleave_on_mlx_thread, stream_answer
 from engine.chat.layout import example_prompts
 from engine.chat.models import (
     ModelCache,
     ModelChoice,
     adapter_choice,
+    base_choice,
     openblas_note,
     record_served,
     served_choice,
     version_choice,
     workspace_choices,
 )
-from engine.chat.probe import probe
+from engine.chat.probe import ProbeReport
 from engine.errors import StudioError
+from engine.ops.tasks import TaskBusy, start_task, task_status
 from engine.settings import active_workspace
 from engine.store import Workspace
-from views.ui import code_span, escape_markdown
+from views.access import action_button
+from views.ui import background_loader, background_task, code_span, escape_markdown, shared_model_cache
 
 DEPLOYED = "Deployed version (canary-routed)"
 SIDES = ("left", "right")
 DRAW_EVERY_SECONDS = 0.15  # redraw a streaming column at most this often: the browser shares the CPU
-
-
-@st.cache_resource(show_spinner=False)
-def model_cache() -> ModelCache:
-    """Loaded models shared by every session of this server: switching back to a model is instant."""
-    return ModelCache(max_models=4)
 
 
 def pick_choice(side: str, options: dict[str, ModelChoice | None], default: str) -> ModelChoice | None:
@@ -65,6 +63,46 @@ def render_answer(slot, text: str, streaming: bool) -> None:
     slot.code(text + (" ▌" if streaming else ""), language=None, wrap_lines=True)
 
 
+def load_with_progress(cache: ModelCache, choices: dict[str, ModelChoice], status) -> tuple[dict, dict]:
+    """The loaded models for each side, with a progress line while one loads (in the background, so the line can
+    show the elapsed time and what the last load of that model suggests is left)."""
+    models, load_seconds = {}, {}
+    for side, choice in choices.items():
+        if cache.cached(choice):
+            models[side], load_seconds[side] = cache.get(choice), 0.0
+            continue
+        future = background_loader().submit(cache.get, choice)
+        started = cache.loading_since(choice) or time.time()
+        while not future.done():
+            elapsed = time.time() - (cache.loading_since(choice) or started)
+            estimate = cache.load_estimate(choice)
+            left = f" · about {max(0.0, estimate - elapsed):.0f} s left" if estimate else ""
+            fraction = min(0.99, elapsed / estimate) if estimate else 0.0
+            status.progress(fraction, text=escape_markdown(
+                f"Loading {choice.name} (once; later sends reuse it): {elapsed:.0f} s{left}"))
+            time.sleep(0.2)
+        models[side] = future.result()  # raises the load's own error
+        load_seconds[side] = models[side].load_seconds
+    return models, load_seconds
+
+
+def generation_line(streams: dict, prompt_tokens: dict[str, int], started: float, max_tokens: int) -> tuple[float,
+                                                                                                             str]:
+    """Progress of both answers: the phase, tokens so far of at most max_tokens, elapsed and the most time left
+    (both answers come from one CPU in turn, so what is left goes at their combined rate)."""
+    elapsed = time.perf_counter() - started
+    counts = {side: stream.stats.tokens for side, stream in streams.items()}
+    if not any(counts.values()):
+        tokens = " and ".join(f"{count:,}" for count in prompt_tokens.values())
+        return 0.0, f"Reading the prompts ({tokens} tokens): {elapsed:.0f} s"
+    remaining = sum(max_tokens - counts[side] for side, stream in streams.items() if not stream.done)
+    rate = sum(counts.values()) / elapsed if elapsed else 0.0
+    most = f" · at most {remaining / rate:.0f} s left" if rate and remaining else ""
+    fraction = min(1.0, sum(counts.values()) / (max_tokens * len(streams)))
+    return fraction, (f"Generating: {counts['left']:,} and {counts['right']:,} of at most {max_tokens:,} tokens · "
+                      f"{elapsed:.0f} s{most}")
+
+
 def run_compare(ws: Workspace, picks: dict[str, ModelChoice | None], prompt: str,
                 settings: GenerationSettings) -> dict:
     """Load both models (cached), stream both answers into their columns at once, and return what was shown."""
@@ -74,15 +112,8 @@ def run_compare(ws: Workspace, picks: dict[str, ModelChoice | None], prompt: str
         if choice is None:
             choice, served[side] = served_choice(ws)
         choices[side] = choice
-    cache = model_cache()
-    models, load_seconds = {}, {}
-    for side, choice in choices.items():
-        if cache.cached(choice):
-            models[side], load_seconds[side] = cache.get(choice), 0.0
-        else:
-            with st.spinner(f"Loading {choice.name} (once; later switches are instant)..."):
-                models[side] = cache.get(choice)
-            load_seconds[side] = models[side].load_seconds
+    status = st.empty()
+    models, load_seconds = load_with_progress(shared_model_cache(), choices, status)
     columns = dict(zip(SIDES, st.columns(2), strict=True))
     slots = {}
     for side in SIDES:
@@ -91,19 +122,30 @@ def run_compare(ws: Workspace, picks: dict[str, ModelChoice | None], prompt: str
             slots[side] = st.empty()
             render_answer(slots[side], "", True)
     streams = {side: stream_answer(models[side], prompt, settings) for side in SIDES}
+    prompt_tokens = {side: len(models[side].tokenizer.encode(streams[side].prompt_text)) for side in SIDES}
     order = list(SIDES)
-    last_draw = dict.fromkeys(SIDES, 0.0)
+    last_draw = dict.fromkeys([*SIDES, "status"], 0.0)
+    started = time.perf_counter()
+    status.progress(0.0, text=generation_line(streams, prompt_tokens, started, settings.max_tokens)[1])
+    cancel = threading.Event()  # the person left the page or pressed Send again: stop generating for them
     try:
-        for index, _piece in interleave([streams[side] for side in order]):
+        for index, _piece in interleave_on_mlx_thread([streams[side] for side in order], cancel):
             side = order[index]
             now = time.perf_counter()
             if now - last_draw[side] > DRAW_EVERY_SECONDS:
                 render_answer(slots[side], streams[side].text, True)
                 last_draw[side] = now
+            if now - last_draw["status"] > DRAW_EVERY_SECONDS:
+                fraction, line = generation_line(streams, prompt_tokens, started, settings.max_tokens)
+                status.progress(fraction, text=line)
+                last_draw["status"] = now
     except Exception:  # a failed answer counts against a canary before the error is shown
         for request in served.values():
             record_served(ws, request, ok=False, latency_ms=None)
         raise
+    finally:
+        cancel.set()
+    status.empty()
     result = {}
     for side in SIDES:
         render_answer(slots[side], streams[side].text, False)
@@ -172,24 +214,25 @@ def probe_tab(ws: Workspace, picks: dict[str, ModelChoice | None], settings: Gen
                                 "probe."))
         return
     st.caption(f"Pairs from {code_span(tuned.data_dir)}: training pairs (should work well) and held-out pairs (show "
-               f"overfitting), each answer scored against the real code (chrF and line overlap, 0-100).")
+               f"overfitting), {escape_markdown(tuned.name)} beside its base model, each answer scored against the "
+               f"real code (chrF and line overlap, 0-100). It runs in the background: you can leave the page.")
     count = st.slider("Pairs from each split", 1, 10, 3, key="probe_n")
-    if st.button("Run probe", icon=":material/science:", key="run_probe"):
-        cache = model_cache()
-        progress = st.progress(0.0, text="Loading models...")
+    probing = task_status(ws.root, "probe")
+    if action_button("Run probe", icon=":material/science:", key="run_probe",
+                     disabled=bool(probing and probing.running)):
         try:
-            models = [cache.get(left), cache.get(tuned)]
-            report = probe(models, tuned.data_dir, count, GenerationSettings(0.0, 1.0, settings.max_tokens),
-                           on_row=lambda row, done, total: progress.progress(done / total,
-                                                                            text=f"Probed {done} of {total} pairs"))
-        except StudioError as exc:
+            start_task(ws.root, "probe", [
+                "probe", "--adapter", str(tuned.adapter_dir), "--model", tuned.model, "--data", str(tuned.data_dir),
+                "--n", str(count), "--max-tokens", str(settings.max_tokens), "--label", tuned.name,
+                *(["--base-label", left.name] if left.adapter_dir is None and left.model == tuned.model else []),
+                "--json", "--workspace", str(ws.root.resolve())])
+            st.rerun()
+        except (TaskBusy, StudioError) as exc:
             st.error(escape_markdown(str(exc)))
-            return
-        progress.empty()
-        st.session_state["probe_report"] = report
-    report = st.session_state.get("probe_report")
-    if report is None:
-        return
+    background_task(ws.root, "probe", "Probing", lambda result: show_probe(ProbeReport.from_dict(result)))
+
+
+def show_probe(report: ProbeReport) -> None:
     first, second = report.labels[0], report.labels[-1]
     if "closer to" in report.verdict():
         st.success(escape_markdown(report.verdict()))
@@ -255,6 +298,14 @@ def main() -> None:
         system_prompt = st.text_area("System prompt", key="system_prompt",
                                      help="Sent as a system message through the chat template.")
     settings = GenerationSettings(temperature, top_p, max_tokens, system_prompt or None)
+    # Load what the columns show now, in the background: by the time a prompt is typed they are ready.
+    warm = [pick for pick in picks.values() if pick is not None]
+    if any(pick is None for pick in picks.values()):
+        try:
+            warm.append(version_choice(ws, "current"))
+        except StudioError:
+            warm.append(base_choice())  # nothing deployed: the base model answers
+    shared_model_cache().warm(warm)
     note = openblas_note()
     if note:
         st.caption(escape_markdown(note))

@@ -23,6 +23,7 @@ from engine.linking.link import (
 from engine.linking.matcher import MODES
 from engine.linking.model import LinkModelError, load_model
 from engine.ops.tasks import TaskBusy, start_task, task_status
+from engine.text import plural
 from views.access import action_button
 from views.ui import escape_markdown, require_config
 
@@ -122,12 +123,12 @@ def task_panel() -> None:
     elif current.result and current.result.get("link"):
         result = current.result["link"]
         held = result.get("mlx_counts", {}).get("held_for_review")
-        st.success(f"Linked in {current.elapsed:.0f} s: embedded {result['embedded_texts']:,} new texts, "
-                   f"{result['cached_texts']:,} from the cache; wrote {result['pairs']:,} pairs at "
+        st.success(f"Linked in {current.elapsed:.0f} s: embedded {plural(result['embedded_texts'], 'new text')}, "
+                   f"{result['cached_texts']:,} from the cache; wrote {plural(result['pairs'], 'pair')} at "
                    f"min_confidence {result['min_confidence']:g}, top_k {result['top_k']}.", icon=":material/done:")
         if held:
-            st.warning(f"{held:,} pairs may hold secrets or personal data, so they were left out of the MLX training "
-                       "folder: review them on the Validation page, then export.", icon=":material/shield:")
+            st.warning(f"{plural(held, 'pair')} may hold secrets or personal data, so they were left out of the MLX "
+                       "training folder: review them on the Validation page, then export.", icon=":material/shield:")
 
 
 task_panel()

@@ -303,7 +303,7 @@ with overview:
                       help=f"{overall['avg_token_length']:,.1f} tokens per example on average.")
     columns[2].metric("Storage", size(overall["storage_bytes"]), help=f"{overall['storage_bytes']:,} bytes of records.")
     columns[3].metric("Gold + silver", f"{summary['summary']['top_quality_percentage']:.1f}%",
-                      help="Share of examples in the gold and silver tiers (the seed aims for more than half).")
+                      help="Share of examples in the gold and silver tiers (aim for more than half).")
     held = (f" {readiness['held_for_review']:,} more wait for review of possible secrets on the Validation page."
             if readiness["held_for_review"] else "")
     columns[4].metric("Ready to train", "yes" if readiness["ready_to_train"] else "not yet",
@@ -391,5 +391,5 @@ with overview:
         hide_index=True, width="stretch", key="example-sources",
         column_config={"health": st.column_config.ProgressColumn(
             min_value=0.0, max_value=1.0, format="%.2f", color="auto",
-            help="The mean quality score of its examples (0 to 1); the seed wants every source above 0.6.")},
+            help="The mean quality score of its examples (0 to 1); aim for every source above 0.6.")},
     )

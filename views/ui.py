@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -11,6 +12,7 @@ import streamlit as st
 from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.extract import SourceStatus, inspect_sources
+from engine.ops.tasks import TaskStatus, task_status
 from engine.progress import ProgressFn
 from engine.settings import active_config_path, active_workspace
 
@@ -54,6 +56,54 @@ def progress_bar(text: str = "Starting ...") -> tuple[st.delta_generator.DeltaGe
             bar.progress(0.0, text=f"{stage}: {done:,}")
 
     return bar, show
+
+
+@st.cache_resource(show_spinner=False)
+def shared_model_cache():
+    """Loaded chat models shared by every session of this server (engine.chat.models.ModelCache): switching back
+    to a model is instant, and models warmed in the background are there when a page asks."""
+    from engine.chat.models import ModelCache
+
+    return ModelCache(max_models=4)
+
+
+@st.cache_resource(show_spinner=False)
+def background_loader():
+    """Threads that load models while a page draws their progress (at most two loads at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="load-model")
+
+
+def task_progress(status: TaskStatus, what: str) -> None:
+    """A running task as a progress bar: what, its phase, done of total, elapsed time and the estimate left."""
+    fraction = min(1.0, status.done / status.total) if status.total else 0.0
+    st.progress(fraction, text=escape_markdown(f"{what}: {status.describe()}"))
+
+
+def background_task(workspace: Path, kind: str, what: str, show_result: Callable[[dict], None]) -> TaskStatus | None:
+    """The latest background task of `kind`: its progress while it runs (polled every second), then its result
+    (`show_result(result)`) or its error. When it finishes while the page watches, the whole page is drawn again
+    so everything that depends on it is current."""
+    status = task_status(workspace, kind)
+
+    @st.fragment(run_every=1.0 if status is not None and status.running else None)
+    def panel() -> None:
+        current = task_status(workspace, kind)
+        if current is None:
+            return
+        if current.running:
+            task_progress(current, what)
+            return
+        if status is not None and status.running:
+            st.rerun(scope="app")  # it finished while this page watched it
+        if current.state == "failed":
+            st.error(escape_markdown(f"{what} failed: {current.error}"))
+        elif current.result:
+            show_result(current.result)
+
+    panel()
+    return status
 
 
 def require_config() -> tuple[Path, Path, PipelineConfig]:

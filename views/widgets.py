@@ -118,6 +118,8 @@ if action_button("Draft prompts", where=right, icon=":material/edit_note:", disa
         st.error(escape_markdown(str(exc)))
     else:
         st.session_state["widgets_notice"] = f"Prompts: {drafted.summary()}."
+        for key in [key for key in st.session_state if str(key).startswith("prompt_text_")]:
+            del st.session_state[key]  # the prompt boxes show the drafted files now, not what they held before
         st.rerun()
 if notice := st.session_state.get("widgets_notice"):
     st.success(escape_markdown(notice))

@@ -9,6 +9,8 @@ once without two threads sharing mlx.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -148,6 +150,33 @@ def generate_answer(chat_model: ChatModel, prompt: str, settings: GenerationSett
                     history: list[dict] | None = None, raw: bool = False) -> AnswerStream:
     """The whole answer at once (a consumed AnswerStream with `.text` and `.stats`)."""
     return stream_answer(chat_model, prompt, settings, history, raw).consume()
+
+
+def interleave_on_mlx_thread(streams: list[AnswerStream], cancel: threading.Event | None = None,
+                             ) -> Iterator[tuple[int, str]]:
+    """`interleave(streams)` run on the process's mlx thread (engine.chat.models.mlx_thread), its pieces handed
+    to the caller's thread as they come; setting `cancel` stops the generation after the current token."""
+    from engine.chat.models import mlx_thread
+
+    pieces: queue.Queue = queue.Queue()
+    finished = object()
+
+    def produce() -> None:
+        try:
+            for item in interleave(streams):
+                pieces.put(item)
+                if cancel is not None and cancel.is_set():
+                    break
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            pieces.put(exc)
+        finally:
+            pieces.put(finished)
+
+    mlx_thread().submit(produce)
+    while (item := pieces.get()) is not finished:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def interleave(streams: list[AnswerStream]) -> Iterator[tuple[int, str]]:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,21 @@ def version_choice(ws: Workspace, version: str | int) -> ModelChoice:
     return ModelChoice(canonical_model(str(model)), adapter_dir, label, data_dir, record.version, record.run_id)
 
 
+def _run_choice(ws: Workspace, run) -> ModelChoice:
+    model = canonical_model(str(run.model_path or run.base_model))
+    return ModelChoice(model, ws.path("runs", run.id, "adapters"), f"run {run.id}", Path(run.data_dir), None, run.id)
+
+
+def run_choice(ws: Workspace, run_id: str) -> ModelChoice:
+    """A training run's adapter on its base model (as the Compare page lists it); ChatError when it has none yet."""
+    from engine.training.runs import get_run
+
+    run = get_run(ws, run_id, refresh=False)
+    if not run.usable or not (ws.path("runs", run_id, "adapters") / ADAPTER_FILE).is_file():
+        raise ChatError(f"Run {run_id} is {run.status} and has no saved adapter yet.")
+    return _run_choice(ws, run)
+
+
 def served_choice(ws: Workspace) -> tuple[ModelChoice, object]:
     """What answers one request now: the canary with its share, else the current version, else the base model.
 
@@ -198,11 +214,8 @@ def workspace_choices(ws: Workspace, limit_runs: int = 20) -> list[ModelChoice]:
         from engine.training.runs import list_runs
 
         for run in list_runs(ws, limit=limit_runs):
-            folder = ws.path("runs", run.id, "adapters")
-            if run.status != "completed" or not (folder / ADAPTER_FILE).is_file():
-                continue
-            model = canonical_model(str(run.model_path or run.base_model))
-            adapters.append(ModelChoice(model, folder, f"run {run.id}", Path(run.data_dir), None, run.id))
+            if run.usable and (ws.path("runs", run.id, "adapters") / ADAPTER_FILE).is_file():
+                adapters.append(_run_choice(ws, run))
     bases: dict[str, ModelChoice] = {}
     for choice in [*adapters, base_choice()]:
         if choice.model not in bases:
@@ -254,23 +267,66 @@ def adapter_fingerprint(adapter_dir: Path | None) -> str:
     return "|".join(parts)
 
 
+_MLX_EXECUTOR: ThreadPoolExecutor | None = None
+_MLX_EXECUTOR_LOCK = threading.Lock()
+
+
+def mlx_thread() -> ThreadPoolExecutor:
+    """The one thread that does a server's mlx work (loads, warming and generation). mlx keeps streams per thread
+    (a stream context opened on one thread cannot be closed on another), while Streamlit runs every rerun on a
+    new thread; so pages hand mlx work to this thread and read its results."""
+    global _MLX_EXECUTOR
+    with _MLX_EXECUTOR_LOCK:
+        if _MLX_EXECUTOR is None:
+            _MLX_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx")
+        return _MLX_EXECUTOR
+
+
+def on_mlx_thread(function, *args):
+    """Run `function(*args)` on the mlx thread and return its result (directly when already there)."""
+    if threading.current_thread().name.startswith("mlx"):
+        return function(*args)
+    return mlx_thread().submit(function, *args).result()
+
+
 class ModelCache:
-    """Up to `max_models` loaded models, least recently used evicted first; thread-safe; one load per key."""
+    """Up to `max_models` loaded models, least recently used evicted first; thread-safe; one load per key.
+
+    It remembers how long each model took to load (an estimate for the next load's progress line) and can load
+    models in the background (`warm`), so the server keeps the models a person is about to use ready."""
 
     def __init__(self, max_models: int = 4):
         self.max_models = max_models
         self._models: OrderedDict[tuple, ChatModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
+        self._load_started: dict[tuple, float] = {}
+        self._load_seconds: dict[tuple, float] = {}
+        self._warming: threading.Thread | None = None
+        self._warm_queue: list[ModelChoice] = []
 
     @staticmethod
     def key(choice: ModelChoice) -> tuple:
         adapter = str(choice.adapter_dir) if choice.adapter_dir else ""
         return (choice.model, adapter, adapter_fingerprint(choice.adapter_dir))
 
+    @staticmethod
+    def _estimate_key(choice: ModelChoice) -> tuple:
+        return (choice.model, choice.adapter_dir is not None)
+
     def cached(self, choice: ModelChoice) -> bool:
         with self._lock:
             return self.key(choice) in self._models
+
+    def loading_since(self, choice: ModelChoice) -> float | None:
+        """When the load of this choice started (time.time()), while one is under way; else None."""
+        with self._lock:
+            return self._load_started.get(self.key(choice))
+
+    def load_estimate(self, choice: ModelChoice) -> float | None:
+        """Seconds the last load of this base model (with or without an adapter) took, or None before the first."""
+        with self._lock:
+            return self._load_seconds.get(self._estimate_key(choice))
 
     def get(self, choice: ModelChoice) -> ChatModel:
         key = self.key(choice)
@@ -283,14 +339,44 @@ class ModelCache:
             with self._lock:
                 if key in self._models:
                     return self._as(self._models[key], choice)
-            loaded = load_chat_model(choice)
+                self._load_started[key] = time.time()
+            try:
+                loaded = on_mlx_thread(load_chat_model, choice)
+            finally:
+                with self._lock:
+                    self._load_started.pop(key, None)
             with self._lock:
                 self._models[key] = loaded
                 self._models.move_to_end(key)
+                self._load_seconds[self._estimate_key(choice)] = loaded.load_seconds
                 while len(self._models) > self.max_models:
                     self._models.popitem(last=False)
                 self._loading.pop(key, None)
             return loaded
+
+    def warm(self, choices: list[ModelChoice]) -> None:
+        """Load these models in a background thread, one after the other, unless already loaded or queued. A load
+        that fails is left for the page to report when it asks for the model."""
+        with self._lock:
+            for choice in choices:
+                if self.key(choice) not in self._models and choice not in self._warm_queue:
+                    self._warm_queue.append(choice)
+            if not self._warm_queue or self._warming is not None:
+                return
+            self._warming = threading.Thread(target=self._warm_all, name="warm-models", daemon=True)
+            self._warming.start()
+
+    def _warm_all(self) -> None:
+        while True:
+            with self._lock:
+                if not self._warm_queue:
+                    self._warming = None  # under the lock: a choice queued from now on starts a new thread
+                    return
+                choice = self._warm_queue.pop(0)
+            try:
+                self.get(choice)
+            except StudioError:
+                continue
 
     @staticmethod
     def _as(loaded: ChatModel, choice: ModelChoice) -> ChatModel:

@@ -19,6 +19,7 @@ from engine.chat.generate import GenerationSettings, generate_answer
 from engine.chat.layout import Example, held_out_split, read_examples
 from engine.chat.models import ChatModel
 from engine.errors import StudioError
+from engine.text import plural
 
 CHRF_ORDER = 6
 CHRF_BETA = 2.0
@@ -122,7 +123,8 @@ class ProbeReport:
         better, tied, worse = self.wins(held_out=which == "held-out")
         delta = means[second]["chrf"] - means[first]["chrf"]
         direction = "closer to" if delta > 0 else ("as close to" if delta == 0 else "further from")
-        return (f"On {means[second]['pairs']} {which} pairs {second} is {direction} the real code than {first}: "
+        pairs = plural(means[second]["pairs"], f"{which} pair")
+        return (f"On {pairs} {second} is {direction} the real code than {first}: "
                 f"chrF {means[second]['chrf']:.1f} against {means[first]['chrf']:.1f} ({delta:+.1f}), "
                 f"better on {better}, tied on {tied}, worse on {worse}.")
 
@@ -130,6 +132,12 @@ class ProbeReport:
         return {"labels": self.labels, "data_dir": self.data_dir, "seconds": self.seconds,
                 "held_out": self.means(held_out=True), "train": self.means(held_out=False),
                 "verdict": self.verdict(), "rows": [asdict(row) for row in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProbeReport:
+        """The report again from `to_dict()` (a probe that ran in the background hands its result over as JSON)."""
+        return cls(list(data["labels"]), data["data_dir"], [ProbeRow(**row) for row in data["rows"]],
+                   float(data["seconds"]))
 
 
 def probe_examples(data_dir: str | Path, n: int) -> list[Example]:

@@ -1,4 +1,9 @@
-"""CLI verbs: each module defines `register(subparsers)` and sets `func` on its parser (see engine/__main__.py)."""
+"""CLI verbs: each module defines `register(subparsers)` and sets `func` on its parser (see engine/__main__.py).
+
+Every verb finds its config and workspace the same way the pages do (engine/settings.py): `--config`, else
+$STUDIO_CONFIG, else the studio's active config, else the demo; `--workspace`, else $STUDIO_WORKSPACE, else the
+config's studio.workspace, else data/workspace.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,40 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+CONFIG_HELP = ("pipeline_config.json (default: $STUDIO_CONFIG, else data/workspace/pipeline_config.json, else the "
+               "demo's data/demo/pipeline_config.json)")
+WORKSPACE_HELP = ("workspace folder (default: $STUDIO_WORKSPACE, else the config's studio.workspace, else "
+                  "data/workspace)")
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config (required) and --workspace, as every verb that works on a pipeline config takes them."""
-    parser.add_argument("--config", required=True, help="pipeline_config.json (the seeds' format)")
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
-                        "studio.workspace, or data/workspace)")
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_help: str = CONFIG_HELP) -> None:
+    """--config and --workspace, both optional, as every verb takes them."""
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--workspace", help=WORKSPACE_HELP)
 
 
 def config_and_workspace(args: argparse.Namespace):
-    """The loaded config and the workspace folder: --workspace, else $STUDIO_WORKSPACE, else the config's
-    studio.workspace, else data/workspace."""
-    from engine.config import PipelineConfig
+    """The loaded pipeline config and the workspace folder (see the module docstring for the order)."""
+    from engine.settings import load_active_config
     from engine.store import resolve_workspace
 
-    config = PipelineConfig.load(args.config)
-    workspace: Path = resolve_workspace(args.workspace, str(config.workspace) if config.workspace else None)
+    config = load_active_config(getattr(args, "config", None))
+    configured = str(config.workspace) if config.workspace else None
+    workspace: Path = resolve_workspace(getattr(args, "workspace", None), configured)
     return config, workspace
+
+
+def workspace_of(args: argparse.Namespace) -> Path:
+    """The workspace folder for a verb that needs no config of its own: the same one the pages show. An explicit
+    --config that cannot be loaded is an error; a broken active config leaves the choice to the next candidate."""
+    from engine.settings import active_config_path, active_workspace
+
+    flag = getattr(args, "config", None)
+    if flag and not getattr(args, "workspace", None):
+        from engine.config import PipelineConfig
+
+        PipelineConfig.load(Path(flag).expanduser())  # raises the config's problem in one sentence
+    return active_workspace(active_config_path(flag), getattr(args, "workspace", None))
 
 
 def number_in(low: float | None = None, high: float | None = None, *, whole: bool = False,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.store import Workspace, resolve_workspace
+from engine.cli import CONFIG_HELP, WORKSPACE_HELP, workspace_of
+from engine.ops.tasks import current_task
+from engine.store import Workspace
 from engine.training import deploy as versions
 
 VERBS = ("deploy", "list", "current", "rollback", "canary", "promote", "abort", "stats")
@@ -16,10 +18,12 @@ def register(subparsers) -> None:
         "deploy", help="Deploy trained adapters as versions; list, current, rollback, canary, promote, stats.",
         description="Versions of deployed adapters, with checksums, canary releases and automatic rollback.",
     )
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or data/workspace)")
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--workspace", help=WORKSPACE_HELP)
     actions = parser.add_subparsers(dest="action", metavar="{" + ",".join(VERBS) + "}", required=True)
 
     def common(sub):
+        sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sub.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         return sub
@@ -51,12 +55,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(resolve_workspace(args.workspace))
+    ws = Workspace.open(workspace_of(args))
     action = args.action
     if action in ("deploy", "canary"):
         share = args.traffic / 100 if action == "canary" else None
+        task = current_task()  # the Training page runs deploys in the background: the comparison loads models
+        if task:
+            task("checking the adapter and comparing it with the served model on held-out data", 0, None)
         result = versions.deploy(ws, args.run_id, description=args.description, force=args.force,
                                  margin=args.margin, dry_run=getattr(args, "dry_run", False), canary_share=share)
+        if task:
+            task.finish({"action": action, "status": result.status, "message": result.message,
+                         "dry_run": result.dry_run, "version": result.version})
         if args.json:
             print(json.dumps(result.__dict__, indent=2, default=str))
         else:

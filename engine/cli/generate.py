@@ -9,7 +9,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from engine.store import Workspace, resolve_workspace
+from engine.cli import add_config_arguments, workspace_of
+from engine.store import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--data", help="the data folder whose prompt layout to use (default: the adapter's own)")
     parser.add_argument("--raw", action="store_true", help="send the prompt exactly as typed, with no layout")
-    parser.add_argument("--workspace", help="workspace folder for --version (default: $STUDIO_WORKSPACE or "
-                        "data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the answer and its timings as JSON at the end")
     parser.set_defaults(func=run)
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     settings = GenerationSettings(args.temperature, args.top_p, args.max_tokens, args.system, args.seed).validated()
     if args.version:
-        choice = version_choice(Workspace.open(resolve_workspace(args.workspace)), args.version)
+        choice = version_choice(Workspace.open(workspace_of(args)), args.version)
         if args.model or args.data:
             choice = replace(choice, model=args.model or choice.model,
                              data_dir=Path(args.data) if args.data else choice.data_dir)

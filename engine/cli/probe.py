@@ -9,8 +9,10 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
-from engine.store import Workspace, resolve_workspace
+from engine.ops.tasks import current_task
+from engine.store import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="base model (default: the one the adapter was trained on)")
     parser.add_argument("--n", type=int, default=5, help="pairs from training and from held-out data (default 5)")
     parser.add_argument("--max-tokens", type=int, default=128, help="most tokens per answer (default 128)")
-    parser.add_argument("--workspace", help="workspace folder for --version (default: $STUDIO_WORKSPACE or "
-                        "data/workspace)")
+    add_config_arguments(parser)
+    parser.add_argument("--label", help="the fine-tuned model's name in the report (default: its version or folder)")
+    parser.add_argument("--base-label", help="the base model's name in the report (default: base <model>)")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     parser.set_defaults(func=run)
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     reexec_with_openblas()
     if args.version:
-        tuned = version_choice(Workspace.open(resolve_workspace(args.workspace)), args.version)
+        tuned = version_choice(Workspace.open(workspace_of(args)), args.version)
         if args.model:
             tuned = replace(tuned, model=args.model)
     else:
@@ -50,10 +53,28 @@ def run(args: argparse.Namespace) -> int:
     if tuned.data_dir is None:
         raise StudioError(f"The training data of {tuned.name} is unknown; say which pairs to probe with --data DIR.")
     settings = GenerationSettings(max_tokens=args.max_tokens).validated()
-    base_model = load_chat_model(tuned.base())
+    task = current_task()  # the Compare page runs the probe in the background and polls it
+
+    def on_row(row, done: int, total: int) -> None:
+        if task:
+            task("answering and scoring pairs", done, total)
+        if not args.json:
+            _progress(row, done, total)
+
+    if args.label:
+        tuned = replace(tuned, label=args.label)
+    base = replace(tuned.base(), label=args.base_label) if args.base_label else tuned.base()
+    if task:
+        task("loading the base model and the adapter", 0, 2)
+    base_model = load_chat_model(base)
+    if task:
+        task("loading the base model and the adapter", 1, 2)
     tuned_model = load_chat_model(tuned)
-    report = probe([base_model, tuned_model], tuned.data_dir, args.n, settings,
-                   on_row=None if args.json else _progress)
+    if task:
+        task("answering and scoring pairs", 0, None)
+    report = probe([base_model, tuned_model], tuned.data_dir, args.n, settings, on_row=on_row)
+    if task:
+        task.finish(report.to_dict())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0

@@ -39,11 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _workspace(args: argparse.Namespace):
-    from engine.store import Workspace, resolve_workspace
+    from engine.cli import workspace_of
+    from engine.store import Workspace
 
-    if args.workspace or not args.config:
-        return Workspace.open(resolve_workspace(args.workspace))
-    return resolve_input(args)[1]
+    return Workspace.open(workspace_of(args))
 
 
 def _decided(status) -> str:

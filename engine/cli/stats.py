@@ -1,4 +1,4 @@
-"""`python -m engine stats {summary,daily,sources,json} --config CFG [--workspace DIR] [--days N] [--json]`"""
+"""`python -m engine stats {summary,sources} [--json]`, `stats daily [--days N] [--json]`, `stats json [--days N]`"""
 
 from __future__ import annotations
 

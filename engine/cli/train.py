@@ -1,6 +1,6 @@
 """`python -m engine train`: LoRA-train a base model on an MLX data folder with mlx-lm, recorded as a run.
 
-    python -m engine train --data DIR [--model M] [--preset 8gb] [--iters N ...] [--config lora.yaml] [--force]
+    python -m engine train --data DIR [--model M] [--preset 8gb] [--iters N ...] [--training-config lora.yaml] [--force]
     python -m engine train --list | --show RUN_ID | --stop RUN_ID
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
-from engine.store import Workspace, resolve_workspace
-from engine.training.launcher import PARAMETER_HELP, PRESETS, plan_run, start_run
+from engine.store import Workspace
+from engine.training.launcher import DEFAULT_PRESET, PARAMETER_HELP, PRESETS, plan_run, saved_presets, start_run
 from engine.training.models import DEFAULT_BASE_MODEL
 from engine.training.runs import get_run, list_runs, run_metrics, stop_run, wait_for_run
 
@@ -32,15 +33,17 @@ def _help(text: str | None) -> str | None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
-        description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --config YAML < flags.",
+        description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --training-config YAML < "
+                    "flags.",
     )
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or data/workspace)")
+    add_config_arguments(parser)
     parser.add_argument("--data", help="MLX data folder with train.jsonl and valid.jsonl (and test.jsonl)")
     parser.add_argument("--model", default=None,
                         help=f"hub id, local model folder, or empty for the offline default {DEFAULT_BASE_MODEL}")
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                        help="8gb: batch 1, grad accumulation 4, max seq 512, grad checkpoint, rank 4")
-    parser.add_argument("--config", help="a YAML file with mlx-lm training options")
+    parser.add_argument("--preset", default=DEFAULT_PRESET,
+                        help=f"a built-in preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET}, a short first "
+                             "run) or one saved on the Training page")
+    parser.add_argument("--training-config", metavar="YAML", help="a YAML file with mlx-lm training options")
     for flag, kind, key in _FLAGS:
         parser.add_argument(flag, type=kind, dest=key, default=None, help=_help(PARAMETER_HELP.get(key)))
     parser.add_argument("--grad-checkpoint", action="store_true", default=None,
@@ -59,7 +62,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(resolve_workspace(args.workspace))
+    ws = Workspace.open(workspace_of(args))
     if args.list:
         return _list(ws, args.json)
     if args.show:
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         raise StudioError("Say which data folder to train on with --data DIR (a folder holding train.jsonl).")
     overrides = {key: getattr(args, key) for _, _, key in _FLAGS}
     overrides.update(grad_checkpoint=args.grad_checkpoint, mask_prompt=args.mask_prompt, evaluate=args.evaluate)
-    plan = plan_run(args.data, args.model, args.preset, args.config, overrides, force=args.force)
+    plan = plan_run(args.data, args.model, args.preset, args.training_config, overrides, force=args.force,
+                    saved=saved_presets(ws))
     for warning in plan.warnings:
         print(f"warning: {warning}")
     run_id = start_run(ws, plan, use_openblas=not args.no_openblas)
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     try:
-        record = wait_for_run(ws, run_id, on_metrics=_print_reports)
+        record = wait_for_run(ws, run_id, on_metrics=_print_reports,
+                              on_phase=lambda run: print(f"phase: {run.phase}", flush=True))
     except KeyboardInterrupt:
         record = stop_run(ws, run_id)
         print(f"Run {run_id} stopped after {record.iterations_done} iterations.")
@@ -116,9 +121,12 @@ def _summary(record) -> int:
           f"adapters in runs/{record.id}/adapters")
     evaluation = record.evaluation
     for split, losses in (evaluation.get("adapter") or {}).items():
-        base = evaluation["base"][split]
-        print(f"{split}: loss {losses['loss']:.3f} (ppl {losses['perplexity']:.2f}) against base "
-              f"{base['loss']:.3f} (ppl {base['perplexity']:.2f})")
+        base = (evaluation.get("base") or {}).get(split)
+        against = f" against base {base['loss']:.3f} (ppl {base['perplexity']:.2f})" if base else ""
+        print(f"{split}: loss {losses['loss']:.3f} (ppl {losses['perplexity']:.2f}){against}")
+    if changed := evaluation.get("answers_changed"):
+        print(f"The adapter answers {changed['changed']} of {changed['prompts']} held-out prompts differently from "
+              "its base model.")
     generation = evaluation.get("generation")
     if generation:
         for problem in generation["problems"]:
@@ -129,7 +137,8 @@ def _summary(record) -> int:
 def _list(ws: Workspace, as_json: bool) -> int:
     runs = list_runs(ws)
     if as_json:
-        print(json.dumps([{"id": r.id, "status": r.status, "iterations": r.iterations_done, "iters": r.iters,
+        print(json.dumps([{"id": r.id, "status": r.status, "phase": r.phase, "iterations": r.iterations_done,
+                           "iters": r.iters,
                            "train_loss": r.final_train_loss, "val_loss": r.final_val_loss,
                            "tokens_per_second": r.tokens_per_second, "base_model": r.base_model} for r in runs],
                          indent=2))
@@ -139,7 +148,7 @@ def _list(ws: Workspace, as_json: bool) -> int:
         return 0
     for r in runs:
         loss = f"{r.final_val_loss:.3f}" if r.final_val_loss is not None else "-"
-        print(f"{r.id}  {r.status:<9}  {r.iterations_done:>5}/{r.iters:<5}  val {loss:>7}  {r.base_model}")
+        print(f"{r.id}  {r.status_text:<28}  {r.iterations_done:>5}/{r.iters:<5}  val {loss:>7}  {r.base_model}")
     return 0
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.cli import number_in
+from engine.cli import CONFIG_HELP, WORKSPACE_HELP, number_in
 from engine.dataset.validate import validate_dataset
 from engine.progress import TqdmProgress
 from engine.store import Workspace, output_target, resolve_workspace, write_atomic
@@ -18,29 +18,24 @@ EXIT_UNRESOLVED = 3
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", help="training data JSONL (default: paths.output_file of --config or the "
-                        "active config)")
-    parser.add_argument("--config", help="pipeline_config.json whose paths.output_file is the default input")
-    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE, the config's "
-                        "studio.workspace, or data/workspace)")
+    parser.add_argument("--input", help="training data JSONL (default: the config's paths.output_file)")
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--workspace", help=WORKSPACE_HELP)
 
 
 def resolve_input(args: argparse.Namespace) -> tuple[Path, Workspace]:
     """The JSONL and workspace a dataset verb works on: flags first, then the (active) config. Fills in
     `args.min_confidence` from the config's confidence.min_confidence when the flag was not given."""
-    from engine.config import PipelineConfig
     from engine.errors import StudioError
-    from engine.settings import active_config_path
+    from engine.settings import active_config_path, load_active_config
 
     config = None
-    if args.config:
-        config = PipelineConfig.load(Path(args.config).expanduser())
-    elif active_config_path().exists():
+    if args.config or active_config_path().exists():
         try:
-            config = PipelineConfig.load(active_config_path())
+            config = load_active_config(args.config)
         except StudioError:
-            if not args.input:
-                raise  # the config was the only way to find the data: say what is wrong with it
+            if args.config or not args.input:
+                raise  # the config was named, or the only way to find the data: say what is wrong with it
     if args.input:
         source = Path(args.input).expanduser()
     elif config is not None:

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli import number_in
+from engine.cli import add_config_arguments, number_in, workspace_of
 from engine.progress import TqdmProgress
 from engine.widgets import WidgetPaths
 
@@ -77,8 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _paths(create, "csv", "downloads", "prompts", "strategy", "datasets", "config", "analysis")
     create.add_argument("--set", required=True, help="the dataset name (a folder under --datasets)")
     create.add_argument("--model", help="tokenizer for trimming (default: the one `evaluate` used)")
-    create.add_argument("--workspace", help="workspace whose review decisions apply to widgets holding sensitive "
-                        "data (default: $STUDIO_WORKSPACE or data/workspace)")
+    add_config_arguments(create)
     create.set_defaults(func=run_create_dataset)
 
 
@@ -207,11 +206,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_create_dataset(args: argparse.Namespace) -> int:
-    from engine.store import Workspace, resolve_workspace
+    from engine.store import Workspace
     from engine.widgets.dataset import create_dataset
 
     paths = paths_from_args(args)
-    workspace = Workspace.open(resolve_workspace(args.workspace))
+    workspace = Workspace.open(workspace_of(args))  # whose review decisions apply to widgets holding secrets
     report = create_dataset(paths, args.set, args.model, workspace=workspace)
     for widget_id, kinds in report.held:
         print(f"held for review: {widget_id}: {', '.join(kinds)}", file=sys.stderr)

@@ -107,24 +107,30 @@ def _write(path: Path, status: TaskStatus) -> None:
 _children: dict[int, subprocess.Popen] = {}
 
 
-def _alive(status: TaskStatus) -> bool:
-    if not status.pid:
+def process_alive(pid: int | None, pid_started: float | None = None) -> bool:
+    """Is this process still running? Reaps it when it is a finished child of this process, and never mistakes a
+    reused pid (another start time) for it."""
+    if not pid:
         return False
-    child = _children.get(status.pid)
+    child = _children.get(pid)
     if child is not None:
         if child.poll() is None:
             return True
-        _children.pop(status.pid, None)
+        _children.pop(pid, None)
         return False
     try:
         import psutil
 
-        process = psutil.Process(status.pid)
-        if status.pid_started is not None and abs(process.create_time() - status.pid_started) > 1.0:
+        process = psutil.Process(pid)
+        if pid_started is not None and abs(process.create_time() - pid_started) > 1.0:
             return False
         return process.status() != psutil.STATUS_ZOMBIE
     except Exception:  # NoSuchProcess, AccessDenied: not a task we can see running
         return False
+
+
+def _alive(status: TaskStatus) -> bool:
+    return process_alive(status.pid, status.pid_started)
 
 
 def task_status(workspace_root: str | os.PathLike, kind: str) -> TaskStatus | None:
@@ -155,8 +161,12 @@ def _start_lock(workspace_root: Path, kind: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def start_task(workspace_root: str | os.PathLike, kind: str, argv: list[str]) -> TaskStatus:
-    """Start `python -m engine <argv>` as a task of `kind`; TaskBusy if one of that kind runs already."""
+def start_task(workspace_root: str | os.PathLike, kind: str, argv: list[str], *, module: str = "engine",
+               env: dict[str, str] | None = None, log: str | os.PathLike | None = None,
+               cwd: str | os.PathLike | None = None) -> TaskStatus:
+    """Start `python -m <module> <argv>` (by default an engine verb) as a task of `kind`; TaskBusy if one of that
+    kind runs already. `env` replaces the inherited environment (the status file and the engine's path are added);
+    `log` is where its output goes (default tasks/<kind>.log), `cwd` its folder (default the repository)."""
     workspace_root = Path(workspace_root)
     path = status_path(workspace_root, kind)
     with _start_lock(workspace_root, kind):
@@ -164,15 +174,15 @@ def start_task(workspace_root: str | os.PathLike, kind: str, argv: list[str]) ->
         if current is not None and current.running:
             raise TaskBusy(f"A {kind} task already runs for this workspace (started {_iso(current.started)}, "
                            f"{current.describe()}); wait for it to finish.")
-        log = path.with_suffix(".log")
-        env = {**os.environ, STATUS_ENV: str(path.resolve()),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        base = dict(os.environ if env is None else env)
+        env = {**base, STATUS_ENV: str(path.resolve()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))}
         started = time.time()
         status = TaskStatus(kind, "running", None, started, started, phase_started=started, args=list(argv))
         _write(path, status)
-        with open(log, "wb") as out:
+        with open(Path(log) if log else path.with_suffix(".log"), "ab") as out:
             try:
-                process = subprocess.Popen([sys.executable, "-m", "engine", *argv], cwd=ROOT, env=env,
+                process = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=cwd or ROOT, env=env,
                                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                            start_new_session=True)
             except OSError as exc:
@@ -188,6 +198,17 @@ def start_task(workspace_root: str | os.PathLike, kind: str, argv: list[str]) ->
             latest.pid_started = _process_start(process.pid)
             _write(path, latest)
         return latest
+
+
+def end_task(workspace_root: str | os.PathLike, kind: str, pid: int | None, error: str) -> None:
+    """Record that the running task of `kind` (the process `pid`) was ended from outside, e.g. stopped by the
+    user, so its status says why instead of "stopped without finishing"."""
+    path = status_path(workspace_root, kind)
+    with _start_lock(Path(workspace_root), kind):
+        status = _read(path)
+        if status is not None and status.running and (pid is None or status.pid == pid):
+            status.state, status.error, status.updated = "failed", error, time.time()
+            _write(path, status)
 
 
 def _process_start(pid: int) -> float | None:

@@ -1,8 +1,11 @@
 """The out-of-process mlx-lm entry: `python -m engine.training._worker train <workspace> <run id>`.
 
-It loads the base model, measures the base model's held-out loss, trains LoRA through mlx-lm's own
-`train_model` with a callback that records every loss report (workspace DB + runs/<id>/metrics.jsonl), then
-evaluates the adapter and marks the run completed, or failed with one sentence and the tail of its log.
+It runs as the workspace's training task and reports its phase as it goes (converting the base model once per
+machine, loading, training step by step, evaluating). It trains LoRA through mlx-lm's own `train_model` with a
+callback that records every loss report (workspace DB + runs/<id>/metrics.jsonl); as soon as the adapter is saved
+the run is marked usable ("evaluating"), then held-out losses and a few answers of the adapter and of its base
+model (the same weights with the adapter switched off) are compared and the run is completed, or failed with one
+sentence and the tail of its log.
 `python -m engine.training._worker evaluate ...` prints the held-out losses of a model + adapter as JSON (used by
 deploy to compare a candidate with the current version on the same split).
 """
@@ -10,6 +13,7 @@ deploy to compare a candidate with the current version on the same split).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -30,7 +34,7 @@ from engine.training.evaluate import (
     read_records,
 )
 from engine.training.launcher import now_iso
-from engine.training.models import materialize, resolve_base_model
+from engine.training.models import default_model_ready, materialize, resolve_base_model
 from engine.training.runs import read_log_tail
 
 
@@ -137,12 +141,89 @@ class MetricsRecorder(TrainingCallback):
             conn.execute("UPDATE training_runs SET final_val_loss=? WHERE id=?", (row["loss"], self.run_id))
 
 
+class RunProgress:
+    """The run's progress in two places that always agree: the training task's status file (phase, done of total,
+    elapsed, estimate; engine/ops/tasks.py) and the run's `phase` in the workspace, which the Runs table and
+    `train --list` show."""
+
+    def __init__(self, ws: Workspace, run_id: str):
+        from engine.ops.tasks import current_task
+
+        self.ws, self.run_id = ws, run_id
+        self.task = current_task()
+        self.phase: str | None = None
+
+    def __call__(self, phase: str, done: int = 0, total: int | None = None) -> None:
+        if self.task is not None:
+            self.task(phase, done, total)
+        if phase != self.phase:
+            self.phase = phase
+            say(f"phase: {phase}")
+            with self.ws.transaction() as conn:
+                conn.execute("UPDATE training_runs SET phase=? WHERE id=?", (phase, self.run_id))
+
+    def finish(self, result: dict) -> None:
+        if self.task is not None:
+            self.task.finish(result)
+
+    def fail(self, sentence: str) -> None:
+        if self.task is not None:
+            self.task.fail(sentence)
+
+
+@contextlib.contextmanager
+def iteration_progress(on_iteration):
+    """Call `on_iteration()` after every training step mlx-lm takes. mlx-lm reports losses only every
+    steps_per_report steps; its progress bar advances every step, so the hook sits there (and is removed after)."""
+    try:
+        from mlx_lm.cli_ui import TrainUI
+    except ImportError:  # another mlx-lm layout: progress then moves with the loss reports only
+        yield
+        return
+    original = TrainUI.advance
+
+    def advance(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        on_iteration()
+        return result
+
+    TrainUI.advance = advance
+    try:
+        yield
+    finally:
+        TrainUI.advance = original
+
+
+@contextlib.contextmanager
+def adapter_disabled(model):
+    """The base model's answers from the trained model: every LoRA layer's scale set to 0 (its output is then
+    exactly the frozen base layer's), restored afterwards. DoRA rescales the base weights, so it has no off switch:
+    None is yielded and the caller skips the base comparison."""
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+    from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
+
+    modules = [module for _, module in model.named_modules()]
+    if any(isinstance(module, (DoRALinear, DoRAEmbedding)) for module in modules):
+        yield None
+        return
+    layers = [module for module in modules if isinstance(module, (LoRALinear, LoRASwitchLinear, LoRAEmbedding))]
+    scales = [layer.scale for layer in layers]
+    for layer in layers:
+        layer.scale = 0.0
+    try:
+        yield model
+    finally:
+        for layer, scale in zip(layers, scales, strict=True):
+            layer.scale = scale
+
+
 def train_command(workspace: str, run_id: str) -> int:
     ws = Workspace.open(workspace)
     run_dir = ws.path("runs", run_id)
     record = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     config = record["config"]
     blas = loaded_blas()
+    progress = RunProgress(ws, run_id)
     with ws.transaction() as conn:
         conn.execute(
             "UPDATE training_runs SET status='running', started_at=?, pid=?, blas=? WHERE id=? AND status='queued'",
@@ -151,13 +232,19 @@ def train_command(workspace: str, run_id: str) -> int:
     say(f"run {run_id}: pid {os.getpid()}, data {record['data_dir']}, model {record['base_model']}")
     say(f"OpenBLAS preloaded: {blas}" if blas else "OpenBLAS not preloaded: mlx uses its reference CPU BLAS (slow).")
     try:
-        model_path = materialize(resolve_base_model(record["base_model"]), log=say)
+        base = resolve_base_model(record["base_model"])
+        if base.kind == "default" and not default_model_ready():
+            progress("converting the base model (once per machine)")
+        model_path = materialize(base, log=say, progress=progress)
         with ws.transaction() as conn:
             conn.execute("UPDATE training_runs SET model_path=? WHERE id=?", (model_path, run_id))
-        return _train(ws, run_id, run_dir, record, config, model_path)
+        status = _train(ws, run_id, run_dir, record, config, model_path, progress)
+        progress.finish({"run_id": run_id, "status": status})
+        return 0
     except BaseException as exc:  # any failure becomes a failed run with its log tail, never a silent death
         sentence = _one_sentence(exc)
         say(f"FAILED: {sentence}")
+        progress.fail(sentence)
         if not isinstance(exc, Exception):
             raise
         import traceback
@@ -166,8 +253,8 @@ def train_command(workspace: str, run_id: str) -> int:
         sys.stdout.flush()
         with ws.transaction() as conn:
             conn.execute(
-                "UPDATE training_runs SET status='failed', error=?, log_tail=?, finished_at=?"
-                " WHERE id=? AND status IN ('queued', 'running')",
+                "UPDATE training_runs SET status='failed', phase='failed', error=?, log_tail=?, finished_at=?"
+                " WHERE id=? AND status IN ('queued', 'running', 'evaluating')",
                 (sentence, read_log_tail(run_dir / "train.log"), now_iso(), run_id),
             )
         return 1
@@ -183,64 +270,115 @@ def _one_sentence(exc: BaseException) -> str:
     return f"Training failed: {_first_line(exc)}."
 
 
-def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict, model_path: str) -> int:
+def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict, model_path: str,
+           progress: RunProgress) -> str:
+    """Train, mark the adapter usable, then evaluate it; returns the run's final status."""
     from mlx_lm.lora import train_model
     from mlx_lm.tuner.datasets import load_dataset
     from mlx_lm.utils import load
 
     adapter_dir = run_dir / "adapters"
     args = mlx_args(config, record["data_dir"], model_path, adapter_dir)
+    progress("loading the model and data")
     tic = time.perf_counter()
     say(f"loading {model_path}")
     model, tokenizer = load(model_path)
     train_set, valid_set, test_set = load_dataset(args, tokenizer)
     say(f"loaded model and data in {time.perf_counter() - tic:.1f} s: "
         f"{len(train_set)} train, {len(valid_set)} valid, {len(test_set)} test samples")
-    heldout = {"valid": valid_set if len(valid_set) else None, "test": test_set if len(test_set) else None}
-    evaluation: dict = {}
-    if config["evaluate"]:
-        tic = time.perf_counter()
-        evaluation["base"] = heldout_losses(model, heldout, config["batch_size"], config["max_seq_length"],
-                                            config["eval_batches"])
-        evaluation["base_seconds"] = time.perf_counter() - tic
-        say(f"base model held-out loss: {_losses_text(evaluation['base'])}")
 
     recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl")
     np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
+    iterations = config["iters"]
+    steps = [0]
+
+    def stepped() -> None:
+        steps[0] += 1
+        progress("training", steps[0], iterations)
+
+    progress("training", 0, iterations)
     tic = time.perf_counter()
     # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set is
     # empty, but cannot wrap None.
-    train_model(args, model, train_set, valid_set, recorder)
+    with iteration_progress(stepped):
+        train_model(args, model, train_set, valid_set, recorder)
     train_seconds = time.perf_counter() - tic
-    say(f"trained {config['iters']} iterations in {train_seconds:.1f} s")
+    say(f"trained {iterations} iterations in {train_seconds:.1f} s")
 
+    # The adapter is usable from here: chat can load it while its evaluation runs.
     sanity = check_adapter_files(adapter_dir)
-    evaluation["sanity"] = sanity
-    if config["evaluate"]:
-        tic = time.perf_counter()
-        evaluation["adapter"] = heldout_losses(model, heldout, config["batch_size"], config["max_seq_length"],
-                                               config["eval_batches"])
-        say(f"adapter held-out loss: {_losses_text(evaluation['adapter'])}")
-        # prompts from a held-out split when there is one; without valid.jsonl and test.jsonl, from train.jsonl
-        source = "test" if heldout["test"] is not None else "valid" if heldout["valid"] is not None else "train"
-        records = read_records(Path(record["data_dir"]) / f"{source}.jsonl", config["generation_prompts"])
-        prompts = generation_prompts(records, tokenizer, config["generation_prompts"])
-        evaluation["generation"] = generation_check(model, tokenizer, prompts, config["generation_tokens"],
-                                                    config["max_repetition_rate"])
-        evaluation["adapter_seconds"] = time.perf_counter() - tic
-        rate = evaluation["generation"]["repetition_rate"]
-        say(f"generation check: {'ok' if evaluation['generation']['ok'] else 'FAILED'}, "
-            f"repetition rate {rate if rate is None else round(rate, 3)}")
-    evaluation["passed"] = sanity["ok"] and evaluation.get("generation", {"ok": True})["ok"]
-    manifest = adapter_manifest(adapter_dir)
+    evaluation: dict = {"sanity": sanity}
+    status = "evaluating" if config["evaluate"] else "completed"
+    if not config["evaluate"]:
+        evaluation["passed"] = sanity["ok"]
     with ws.transaction() as conn:
         conn.execute(
-            "UPDATE training_runs SET status='completed', finished_at=?, train_seconds=?, adapter_files_json=?,"
-            " evaluation_json=? WHERE id=? AND status='running'",
-            (now_iso(), train_seconds, json.dumps(manifest), json.dumps(evaluation), run_id),
+            "UPDATE training_runs SET status=?, phase=?, usable_at=?, finished_at=?, train_seconds=?,"
+            " adapter_files_json=?, evaluation_json=? WHERE id=? AND status='running'",
+            (status, status if status == "completed" else "evaluating", now_iso(),
+             None if config["evaluate"] else now_iso(), train_seconds, json.dumps(adapter_manifest(adapter_dir)),
+             json.dumps(evaluation), run_id),
+        )
+    if not config["evaluate"]:
+        say("completed")
+        return status
+    heldout = {"valid": valid_set if len(valid_set) else None, "test": test_set if len(test_set) else None}
+    evaluation.update(_evaluate(model, tokenizer, heldout, record, config, progress))
+    evaluation["passed"] = sanity["ok"] and evaluation["generation"]["ok"]
+    with ws.transaction() as conn:
+        conn.execute(
+            "UPDATE training_runs SET status='completed', phase='completed', finished_at=?, evaluation_json=?"
+            " WHERE id=? AND status='evaluating'",
+            (now_iso(), json.dumps(evaluation), run_id),
         )
     say("completed")
-    return 0
+    return "completed"
+
+
+def _evaluate(model, tokenizer, heldout: dict, record: dict, config: dict, progress: RunProgress) -> dict:
+    """Held-out loss of the adapter and of the base model (the same weights with the adapter switched off), and a
+    few greedy answers from each: whether the adapter repeats itself, and on how many prompts it answers
+    differently from its base."""
+    batches = sum(min(config["eval_batches"], len(split) // config["batch_size"])
+                  for split in heldout.values() if split is not None and len(split) >= config["batch_size"])
+    source = "test" if heldout["test"] is not None else "valid" if heldout["valid"] is not None else "train"
+    records = read_records(Path(record["data_dir"]) / f"{source}.jsonl", config["generation_prompts"])
+    prompts = generation_prompts(records, tokenizer, config["generation_prompts"])
+    total = 2 * batches + 2 * len(prompts)
+    done = [0]
+
+    def advanced() -> None:
+        done[0] += 1
+        progress("evaluating", done[0], total)
+
+    progress("evaluating", 0, total)
+    tic = time.perf_counter()
+    result: dict = {}
+    result["adapter"] = heldout_losses(model, heldout, config["batch_size"], config["max_seq_length"],
+                                       config["eval_batches"], on_batch=advanced)
+    say(f"adapter held-out loss: {_losses_text(result['adapter'])}")
+    result["generation"] = generation_check(model, tokenizer, prompts, config["generation_tokens"],
+                                            config["max_repetition_rate"], on_prompt=advanced)
+    rate = result["generation"]["repetition_rate"]
+    say(f"generation check: {'ok' if result['generation']['ok'] else 'FAILED'}, "
+        f"repetition rate {rate if rate is None else round(rate, 3)}")
+    result["adapter_seconds"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    with adapter_disabled(model) as base:
+        if base is not None:
+            result["base"] = heldout_losses(base, heldout, config["batch_size"], config["max_seq_length"],
+                                            config["eval_batches"], on_batch=advanced)
+            say(f"base model held-out loss: {_losses_text(result['base'])}")
+            base_answers = generation_check(base, tokenizer, prompts, config["generation_tokens"],
+                                            config["max_repetition_rate"], on_prompt=advanced)
+            pairs = zip(result["generation"]["samples"], base_answers["samples"], strict=True)
+            for sample, base_sample in pairs:
+                sample["base_output"] = base_sample["output"]
+            changed = sum(sample["output"] != sample["base_output"] for sample in result["generation"]["samples"])
+            result["answers_changed"] = {"changed": changed, "prompts": len(prompts)}
+            say(f"the adapter answers {changed} of {len(prompts)} held-out prompts differently from its base")
+    result["base_seconds"] = time.perf_counter() - tic
+    return result
 
 
 def _losses_text(losses: dict) -> str:

@@ -409,7 +409,11 @@ def compare_with_served(ws: Workspace, run, margin: float | None) -> dict:
     candidate = adapter_losses[split]["loss"]
     current = current_version(ws)
     if current is None:
-        baseline, against = run.evaluation["base"][split]["loss"], "the base model"
+        base_losses = (run.evaluation.get("base") or {}).get(split)
+        if base_losses is None:  # DoRA adapters have no base evaluation (the adapter cannot be switched off)
+            return {"worse": False, "split": split, "candidate_loss": candidate,
+                    "summary": "the base model's held-out loss was not measured, so no comparison was made."}
+        baseline, against = base_losses["loss"], "the base model"
     elif (current.model_path or current.base_model) != (run.model_path or run.base_model):
         return {"worse": False, "split": split, "candidate_loss": candidate,
                 "summary": f"the current {current.name} uses another base model, so no comparison was made."}

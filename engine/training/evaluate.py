@@ -117,8 +117,10 @@ def perplexity(loss: float | None) -> float | None:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def heldout_losses(model, datasets: dict, batch_size: int, max_seq_length: int, num_batches: int) -> dict:
-    """Mean token loss (and perplexity) of `model` on each named split, through mlx-lm's own evaluate."""
+def heldout_losses(model, datasets: dict, batch_size: int, max_seq_length: int, num_batches: int,
+                   on_batch=None) -> dict:
+    """Mean token loss (and perplexity) of `model` on each named split, through mlx-lm's own evaluate;
+    `on_batch()` is called after each batch."""
     from mlx_lm.tuner.datasets import CacheDataset
     from mlx_lm.tuner.trainer import evaluate
 
@@ -128,7 +130,7 @@ def heldout_losses(model, datasets: dict, batch_size: int, max_seq_length: int, 
             continue
         batches = min(num_batches, len(dataset) // batch_size) if num_batches > 0 else len(dataset) // batch_size
         loss = evaluate(model=model, dataset=CacheDataset(dataset), batch_size=batch_size,
-                        num_batches=batches, max_seq_length=max_seq_length)
+                        num_batches=batches, max_seq_length=max_seq_length, progress_callback=on_batch)
         result[name] = {"loss": loss, "perplexity": perplexity(loss), "batches": batches}
     return result
 
@@ -156,9 +158,10 @@ def generation_prompts(records: list[dict], tokenizer, count: int) -> list[str]:
     return prompts
 
 
-def generation_check(model, tokenizer, prompts: list[str], max_tokens: int, max_repetition: float) -> dict:
+def generation_check(model, tokenizer, prompts: list[str], max_tokens: int, max_repetition: float,
+                     on_prompt=None) -> dict:
     """Generate greedily from each prompt; the check fails when nothing comes out or the mean repetition rate
-    of the generations exceeds `max_repetition`."""
+    of the generations exceeds `max_repetition`. `on_prompt()` is called after each answer."""
     from mlx_lm import generate
 
     samples = []
@@ -167,6 +170,8 @@ def generation_check(model, tokenizer, prompts: list[str], max_tokens: int, max_
         tokens = tokenizer.encode(text, add_special_tokens=False) if text else []
         samples.append({"prompt": prompt[-200:], "output": text, "tokens": len(tokens),
                         "repetition_rate": repetition_rate(tokens)})
+        if on_prompt is not None:
+            on_prompt()
     produced = [sample for sample in samples if sample["tokens"] > 0]
     rate = sum(sample["repetition_rate"] for sample in produced) / len(produced) if produced else None
     problems = []

@@ -2,8 +2,10 @@
 
 Config layers, lowest first: DEFAULTS < preset < YAML config file (mlx-lm's own keys) < explicit parameters.
 The resolved config is saved as runs/<id>/config.json; mlx-lm writes adapter_config.json beside the adapters.
-The worker (`python -m engine.training._worker train <workspace> <run id>`) runs in its own process group, with
-its output in runs/<id>/train.log; on Linux, OpenBLAS is preloaded when installed (20-30x faster mlx on CPU).
+The worker (`python -m engine.training._worker train <workspace> <run id>`) runs as the workspace's "train" task
+(engine/ops/tasks.py: one status file with phase, progress, elapsed time and an estimate; one run at a time; reaped
+when it ends) in its own process group, with its output in runs/<id>/train.log; on Linux, OpenBLAS is preloaded when
+installed (20-30x faster mlx on CPU).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -57,9 +60,9 @@ DEFAULTS: dict = {
     "min_samples": 100,  # the orchestrator seed's readiness threshold; fewer needs force
 }
 
-# The seeds: train_model.py's CONFIG (100 iters, batch 1, lr 1e-5, 8 layers) and train_8gb.py's memory preset.
+# "full" is train_model.py's CONFIG (100 iters, batch 1, lr 1e-5, 8 layers), "8gb" train_8gb.py's memory preset.
 PRESETS: dict[str, dict] = {
-    "default": {},
+    "full": {},
     "8gb": {
         "batch_size": 1,
         "grad_accumulation_steps": 4,
@@ -70,8 +73,16 @@ PRESETS: dict[str, dict] = {
         "num_layers": 8,
         "learning_rate": 1e-4,
     },
-    "quick": {"iters": 20, "batch_size": 2, "learning_rate": 1e-4, "steps_per_report": 2, "steps_per_eval": 10},
+    # The first run a newcomer starts: a couple of minutes on a 2-core CPU with the default model, a learning rate
+    # high enough that the adapter visibly changes the answers, a loss point every step for the live chart, and a
+    # short evaluation (after the adapter is already usable).
+    "quick": {"iters": 20, "batch_size": 1, "learning_rate": 2e-4, "max_seq_length": 1024, "steps_per_report": 1,
+              "steps_per_eval": 10, "val_batches": 4, "eval_batches": 4, "generation_prompts": 2},
 }
+DEFAULT_PRESET = "quick"
+PRESET_ALIASES = {"default": "full"}  # the name "full" had before "quick" became the default
+PRESETS_FILE = "presets.json"  # in the workspace: presets saved from the Training page (name -> parameters)
+_PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}")
 
 PARAMETER_HELP: dict[str, str] = {
     "iters": "Training steps; each step sees one batch.",
@@ -129,13 +140,16 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def resolve_config(preset: str = "default", config_file: str | os.PathLike | None = None,
-                   overrides: dict | None = None) -> dict:
-    """Layer DEFAULTS < preset < YAML file < overrides (None values ignored) and validate every value."""
-    if preset not in PRESETS:
-        raise StudioError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+def resolve_config(preset: str = DEFAULT_PRESET, config_file: str | os.PathLike | None = None,
+                   overrides: dict | None = None, saved: dict[str, dict] | None = None) -> dict:
+    """Layer DEFAULTS < preset (built in, or one of the `saved` presets) < YAML file < overrides (None values
+    ignored) and validate every value."""
+    known = {**(saved or {}), **PRESETS}
+    preset = PRESET_ALIASES.get(preset, preset) if preset not in known else preset
+    if preset not in known:
+        raise StudioError(f"Unknown preset {preset!r}; choose one of {', '.join(known)}.")
     config = dict(DEFAULTS)
-    config.update(PRESETS[preset])
+    config.update(known[preset])
     if config_file:
         config.update(_load_yaml_config(Path(config_file).expanduser()))
     for key, value in (overrides or {}).items():
@@ -145,6 +159,48 @@ def resolve_config(preset: str = "default", config_file: str | os.PathLike | Non
             raise StudioError(f"Unknown training parameter {key!r}.")
         config[key] = value
     return _validate(config)
+
+
+def saved_presets(ws: Workspace) -> dict[str, dict]:
+    """Presets saved in this workspace, name -> the parameters they set (on top of the defaults)."""
+    path = ws.path(PRESETS_FILE)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StudioError(f"The saved presets in {path} cannot be read ({exc}); fix or delete the file.") from None
+    if not isinstance(loaded, dict):
+        raise StudioError(f"The saved presets in {path} must be a JSON object of name -> parameters.")
+    return {name: values for name, values in loaded.items() if isinstance(values, dict)}
+
+
+def save_preset(ws: Workspace, name: str, values: dict) -> dict:
+    """Save (or replace) a named preset in the workspace; returns the parameters stored. Built-in names are
+    reserved; every value is checked as a run would check it."""
+    name = (name or "").strip()
+    if not _PRESET_NAME.fullmatch(name):
+        raise StudioError("A preset name is 1 to 40 letters, digits, spaces, '.', '_' or '-', starting with a letter "
+                          "or digit.")
+    if name in PRESETS or name in PRESET_ALIASES:
+        raise StudioError(f"{name!r} is a built-in preset; choose another name.")
+    unknown = sorted(set(values) - set(DEFAULTS))
+    if unknown:
+        raise StudioError(f"Unknown training parameter {unknown[0]!r}.")
+    checked = _validate({**DEFAULTS, **values})
+    stored = {key: checked[key] for key in values}
+    presets = saved_presets(ws)
+    presets[name] = stored
+    write_atomic(ws.path(PRESETS_FILE), json.dumps(presets, indent=2, sort_keys=True) + "\n")
+    return stored
+
+
+def delete_preset(ws: Workspace, name: str) -> None:
+    presets = saved_presets(ws)
+    if name not in presets:
+        raise StudioError(f"There is no saved preset {name!r}.")
+    del presets[name]
+    write_atomic(ws.path(PRESETS_FILE), json.dumps(presets, indent=2, sort_keys=True) + "\n")
 
 
 def _load_yaml_config(path: Path) -> dict:
@@ -289,11 +345,11 @@ def _detect_format(record: dict, file: Path) -> str:
     )
 
 
-def plan_run(data_dir: str | os.PathLike, model: str | None = None, preset: str = "default",
+def plan_run(data_dir: str | os.PathLike, model: str | None = None, preset: str = DEFAULT_PRESET,
              config_file: str | os.PathLike | None = None, overrides: dict | None = None,
-             force: bool = False) -> LaunchPlan:
+             force: bool = False, saved: dict[str, dict] | None = None) -> LaunchPlan:
     """Check everything that can be checked before starting a process; refuse thin data unless forced."""
-    config = resolve_config(preset, config_file, overrides)
+    config = resolve_config(preset, config_file, overrides, saved)
     data = inspect_data_folder(data_dir)
     base = resolve_base_model(model)
     warnings = list(data.warnings)
@@ -348,11 +404,32 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-_children: dict[str, subprocess.Popen] = {}
+TASK_KIND = "train"  # one training run at a time per workspace, reported like every other long job
+
+
+def active_training(ws: Workspace):
+    """The training task running in this workspace (engine.ops.tasks status: phase, progress, elapsed, estimate),
+    or None."""
+    from engine.ops.tasks import task_status
+
+    status = task_status(ws.root, TASK_KIND)
+    return status if status is not None and status.running else None
+
+
+def task_run_id(status) -> str | None:
+    """The run a training task works on (its arguments are `train <workspace> <run id>`)."""
+    return status.args[-1] if status is not None and len(status.args) >= 3 else None
 
 
 def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str:
-    """Record the run, start its worker process and return the run id at once (the run goes on alone)."""
+    """Record the run, start its worker as the workspace's training task and return the run id at once (the run
+    goes on alone). A second run while one is going is refused (TaskBusy): the machine trains one at a time."""
+    from engine.ops.tasks import TaskBusy, start_task
+
+    running = active_training(ws)
+    if running is not None:
+        raise TaskBusy(f"Training run {task_run_id(running)} is still going ({running.describe()}); wait for it to "
+                       "finish or stop it first.")
     run_id = new_run_id()
     run_dir = ws.path("runs", run_id)
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -370,64 +447,34 @@ def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str
     env, blas = worker_environment(use_openblas)
     with ws.transaction() as conn:
         conn.execute(
-            "INSERT INTO training_runs(id, status, data_dir, base_model, model_path, preset, config_json,"
+            "INSERT INTO training_runs(id, status, phase, data_dir, base_model, model_path, preset, config_json,"
             " train_samples, valid_samples, test_samples, blas, created_at)"
-            " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, 'queued', 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, str(plan.data.path), plan.model.spec, str(plan.model.path) if plan.model.path else None,
              plan.preset, json.dumps(plan.config), plan.data.train, plan.data.valid, plan.data.test, blas, now_iso()),
         )
-    log = open(run_dir / "train.log", "ab")
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.training._worker", "train", str(ws.root.resolve()), run_id],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(run_dir),
-            start_new_session=True,  # its own process group: stop() ends mlx and anything it started
-        )
-    except OSError as exc:
+        status = start_task(ws.root, TASK_KIND, ["train", str(ws.root.resolve()), run_id],
+                            module="engine.training._worker", env=env, log=run_dir / "train.log", cwd=run_dir)
+    except StudioError as exc:
         with ws.transaction() as conn:
-            conn.execute("UPDATE training_runs SET status='failed', error=?, finished_at=? WHERE id=?",
-                         (f"The training process could not start: {exc.strerror}.", now_iso(), run_id))
-        raise StudioError(f"The training process could not start: {exc.strerror}.") from exc
-    finally:
-        log.close()
-    _children[run_id] = process
+            conn.execute("UPDATE training_runs SET status='failed', phase='failed', error=?, finished_at=? "
+                         "WHERE id=?", (str(exc), now_iso(), run_id))
+        raise
     with ws.transaction() as conn:
         conn.execute("UPDATE training_runs SET pid=?, pid_started=? WHERE id=?",
-                     (process.pid, _process_start_time(process.pid), run_id))
+                     (status.pid, status.pid_started, run_id))
     return run_id
 
 
-def _process_start_time(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:  # already gone: the liveness check will see that too
-        return None
-
-
-def process_alive(run_id: str, pid: int | None, started: float | None) -> bool:
+def process_alive(pid: int | None, started: float | None) -> bool:
     """Is this run's worker still running? Reaps our own children and never trusts a reused pid."""
-    child = _children.get(run_id)
-    if child is not None:
-        if child.poll() is None:
-            return True
-        _children.pop(run_id, None)
-        return False
-    if not pid:
-        return False
-    try:
-        import psutil
+    from engine.ops.tasks import process_alive as alive
 
-        process = psutil.Process(pid)
-        if started is not None and abs(process.create_time() - started) > 1.0:
-            return False
-        return process.status() != psutil.STATUS_ZOMBIE
-    except Exception:  # NoSuchProcess, AccessDenied: not a run we can see
-        return False
+    return alive(pid, started)
 
 
-def terminate_process_group(run_id: str, pid: int, grace_seconds: float = 5.0) -> None:
+def terminate_process_group(pid: int, started: float | None, grace_seconds: float = 5.0) -> None:
     """SIGTERM the worker's process group, then SIGKILL whatever is left after the grace period."""
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -435,29 +482,16 @@ def terminate_process_group(run_id: str, pid: int, grace_seconds: float = 5.0) -
         return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        child = _children.get(run_id)
-        if child is not None and child.poll() is not None:
-            _children.pop(run_id, None)
-            return
-        if child is None and not _pid_exists(pid):
+        if not process_alive(pid, started):
             return
         time.sleep(0.1)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    child = _children.pop(run_id, None)
-    if child is not None:
-        child.wait(timeout=10)
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return False
+    deadline = time.monotonic() + 10
+    while process_alive(pid, started) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def run_mlx_json(args: list[str], timeout: float = 1800) -> dict:

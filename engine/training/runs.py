@@ -15,7 +15,8 @@ from pathlib import Path
 from engine.errors import StudioError
 from engine.store import Workspace
 
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running", "evaluating")  # evaluating: the adapter is saved and usable, its checks still run
+USABLE = ("evaluating", "completed")
 LOG_TAIL_LINES = 30
 STARTING_GRACE_SECONDS = 60
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -48,6 +49,8 @@ class RunRecord:
     pid: int | None
     error: str | None
     log_tail: str | None
+    phase: str | None = None
+    usable_at: str | None = None
     adapter_files: list[dict] = field(default_factory=list)
     evaluation: dict = field(default_factory=dict)
 
@@ -56,8 +59,22 @@ class RunRecord:
         return self.status in ACTIVE
 
     @property
+    def usable(self) -> bool:
+        """Its adapter is saved: chat, probe and export can use it (deploy waits for the evaluation)."""
+        return self.status in USABLE
+
+    @property
     def iters(self) -> int:
         return int(self.config.get("iters", 0))
+
+    @property
+    def status_text(self) -> str:
+        """The one line every view shows for a run: status, and while it is active its phase and iterations."""
+        if self.status == "evaluating":
+            return "adapter ready · evaluating"
+        if self.active and self.phase and self.phase != self.status:
+            return f"{self.status} · {self.phase}"
+        return self.status
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
@@ -69,7 +86,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         train_seconds=row["train_seconds"], iterations_done=row["iterations_done"],
         final_train_loss=row["final_train_loss"], final_val_loss=row["final_val_loss"],
         tokens_per_second=row["tokens_per_second"], peak_memory_gb=row["peak_memory_gb"], blas=row["blas"],
-        pid=row["pid"], error=row["error"], log_tail=row["log_tail"],
+        pid=row["pid"], error=row["error"], log_tail=row["log_tail"], phase=row["phase"], usable_at=row["usable_at"],
         adapter_files=json.loads(row["adapter_files_json"] or "[]"),
         evaluation=json.loads(row["evaluation_json"] or "{}"),
     )
@@ -96,19 +113,20 @@ def refresh_runs(ws: Workspace) -> list[str]:
     conn = ws.connect()
     try:
         rows = conn.execute(
-            "SELECT id, pid, pid_started, status, created_at FROM training_runs WHERE status IN ('queued', 'running')"
+            "SELECT id, pid, pid_started, status, created_at FROM training_runs"
+            " WHERE status IN ('queued', 'running', 'evaluating')"
         ).fetchall()
         failed = []
         for row in rows:
             if row["pid"] is None and _age_seconds(row["created_at"]) < STARTING_GRACE_SECONDS:
                 continue  # recorded, its process being started by the launcher right now
-            if process_alive(row["id"], row["pid"], row["pid_started"]):
+            if process_alive(row["pid"], row["pid_started"]):
                 continue
             tail = read_log_tail(ws.path("runs", row["id"], "train.log"))
             with ws.transaction(conn):
                 changed = conn.execute(
-                    "UPDATE training_runs SET status='failed', finished_at=?, log_tail=?, error=?"
-                    " WHERE id=? AND status IN ('queued', 'running')",
+                    "UPDATE training_runs SET status='failed', phase='failed', finished_at=?, log_tail=?, error=?"
+                    " WHERE id=? AND status IN ('queued', 'running', 'evaluating')",
                     (now_iso(), tail, "The training process ended before finishing (killed or crashed); "
                      "see the end of its log.", row["id"]),
                 ).rowcount
@@ -163,22 +181,25 @@ def run_metrics(ws: Workspace, run_id: str) -> list[dict]:
 
 
 def stop_run(ws: Workspace, run_id: str) -> RunRecord:
-    """Stop a queued or running run: mark it stopped, end its process group, keep the tail of its log."""
-    from engine.training.launcher import now_iso, process_alive, terminate_process_group
+    """Stop a queued, running or evaluating run: mark it stopped, end its process group, keep the tail of its
+    log, and say so in the training task's status."""
+    from engine.ops.tasks import end_task
+    from engine.training.launcher import TASK_KIND, now_iso, process_alive, terminate_process_group
 
     run = get_run(ws, run_id, refresh=False)
     if not run.active:
         raise StudioError(f"Run {run_id} is already {run.status}; only a queued or running run can be stopped.")
     with ws.transaction() as conn:
-        conn.execute("UPDATE training_runs SET status='stopped', finished_at=?, error=? WHERE id=? AND status IN"
-                     " ('queued', 'running')", (now_iso(), "Stopped by the user.", run_id))
+        conn.execute("UPDATE training_runs SET status='stopped', phase='stopped', finished_at=?, error=? WHERE id=?"
+                     " AND status IN ('queued', 'running', 'evaluating')", (now_iso(), "Stopped by the user.", run_id))
     conn = ws.connect()
     try:
         started = conn.execute("SELECT pid_started FROM training_runs WHERE id=?", (run_id,)).fetchone()[0]
     finally:
         conn.close()
-    if run.pid and process_alive(run_id, run.pid, started):  # never signal a pid the system gave to another process
-        terminate_process_group(run_id, run.pid)
+    if run.pid and process_alive(run.pid, started):  # never signal a pid the system gave to another process
+        terminate_process_group(run.pid, started)
+    end_task(ws.root, TASK_KIND, run.pid, "Stopped by the user.")
     with ws.transaction() as conn:
         conn.execute("UPDATE training_runs SET log_tail=? WHERE id=?",
                      (read_log_tail(ws.path("runs", run_id, "train.log")), run_id))
@@ -186,12 +207,17 @@ def stop_run(ws: Workspace, run_id: str) -> RunRecord:
 
 
 def wait_for_run(ws: Workspace, run_id: str, timeout: float | None = None, poll_seconds: float = 0.5,
-                 on_metrics=None) -> RunRecord:
-    """Block until the run is no longer active (or timeout); `on_metrics(new_rows)` sees reports as they come."""
+                 on_metrics=None, on_phase=None) -> RunRecord:
+    """Block until the run is no longer active (or timeout); `on_metrics(new_rows)` sees reports as they come,
+    `on_phase(run)` each new phase."""
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
+    phase = None
     while True:
         run = get_run(ws, run_id)
+        if on_phase is not None and run.phase != phase and run.active:
+            phase = run.phase
+            on_phase(run)
         if on_metrics is not None:
             rows = run_metrics(ws, run_id)
             if len(rows) > seen:
