@@ -322,7 +322,7 @@ BAD_REQUESTS = [
     ("POST", "/api/train", {"iters": 0}, 422, "iters"),
     ("POST", "/api/train", {"learning_rate": "fast"}, 422, "learning_rate"),
     ("POST", "/api/train", {"epochs": 3}, 422, "epochs"),
-    ("POST", "/api/train", {"preset": "huge", "force": True}, 422, "'default', '8gb' or 'quick'"),
+    ("POST", "/api/train", {"preset": "huge", "force": True}, 422, "'full', '8gb' or 'quick'"),
     ("POST", "/api/train", {"data": "/nonexistent/folder"}, 400, "does not exist"),
     ("POST", "/api/train", b"", 422, "needs a JSON object body"),  # a run is started only when asked for in JSON
 ]

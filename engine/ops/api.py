@@ -49,7 +49,7 @@ from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.ops.scheduler import MAX_INTERVAL_MINUTES, JobBusyError, SchedulerError
 from engine.store import Workspace
-from engine.training.launcher import PARAMETER_HELP
+from engine.training.launcher import DEFAULT_PRESET, PARAMETER_HELP, PRESETS
 
 COLLECTED_FOLDER = ("datasets", "collected")
 # Module level: annotations are strings here (PEP 563), which FastAPI resolves against the module's globals.
@@ -270,7 +270,7 @@ class TrainRequest(_Body):
     data: StrictStr | None = Field(None, description="an MLX data folder on the server (absolute path); default "
                                                      "<workspace>/datasets/collected, written by export_training")
     model: StrictStr | None = Field(None, description="hub id or local model folder; default the offline default")
-    preset: Literal["default", "8gb", "quick"] = Field("default", description="the launcher's presets")
+    preset: Literal[tuple(PRESETS)] = Field(DEFAULT_PRESET, description="the launcher's presets")  # type: ignore
     iters: StrictInt | None = Field(None, ge=1, description=PARAMETER_HELP["iters"])
     batch_size: StrictInt | None = Field(None, ge=1, description=PARAMETER_HELP["batch_size"])
     learning_rate: StrictFloat | None = Field(None, gt=0, description=PARAMETER_HELP["learning_rate"])
