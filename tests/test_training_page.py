@@ -139,7 +139,7 @@ def test_a_preset_saved_on_the_page_is_offered_and_fills_the_parameters(tmp_path
     at.text_input(key="preset_name").set_value("seven steps").run()
     next(button for button in at.button if button.label == "Save preset").click().run()
     assert not at.exception
-    assert "Saved the preset 'seven steps'." in [info.value for info in at.info]
+    assert "Saved the preset 'seven steps'." in [shown(info.value) for info in at.info]
     assert at.selectbox(key="preset").options[-1] == "seven steps"
     assert at.selectbox(key="preset").value == "seven steps"
     assert at.number_input(key="seven steps-iters").value == 7
