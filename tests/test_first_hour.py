@@ -172,7 +172,8 @@ def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, bro
     page.get_by_role("combobox", name="Example prompt from the training and held-out data").click()
     page.get_by_role("option", name=re.compile(r"^test #1: ")).click()
     wait_for_app(page)
-    expect(page.get_by_role("textbox", name="Prompt", exact=True)).not_to_have_value("")  # the example filled the prompt
+    # the example filled the prompt
+    expect(page.get_by_role("textbox", name="Prompt", exact=True)).not_to_have_value("")
     page.get_by_role("button", name="Send to both").click()
     left = page.get_by_test_id("stColumn").filter(has_text="base smollm2-135m-instruct").filter(
         has=page.get_by_test_id("stCode")).last
