@@ -162,13 +162,17 @@ Executor = LocalExecutor | RayExecutor
 
 
 def executor_choice(config, name: str | None = None, address: str | None = None) -> tuple[str, str | None]:
-    """The executor to use: the flag, else the config's `executor.name`; the address likewise
-    (`executor.ray_address`), else $RAY_ADDRESS as Ray itself reads it."""
+    """The executor to use: the flag, else the config's `executor.name`, else local; for ray, the address flag,
+    else the config's `executor.ray_address` (None: a private Ray on this machine, or $RAY_ADDRESS as Ray reads it).
+    """
     chosen = name or (config.get("executor.name") if config is not None else None) or "local"
     if chosen not in EXECUTORS:
         raise ExecutorError(f"The executor is one of {', '.join(EXECUTORS)}; got {chosen!r}.")
-    where = address or (config.get("executor.ray_address") if config is not None else None)
-    return chosen, where or None
+    if chosen == "local":
+        if address:
+            raise ExecutorError("--ray-address applies only to --executor ray; drop it or add --executor ray.")
+        return chosen, None
+    return chosen, address or (config.get("executor.ray_address") if config is not None else None) or None
 
 
 @contextmanager
@@ -177,8 +181,6 @@ def open_executor(name: str = "local", address: str | None = None) -> Iterator[E
     if name not in EXECUTORS:
         raise ExecutorError(f"The executor is one of {', '.join(EXECUTORS)}; got {name!r}.")
     if name == "local":
-        if address:
-            raise ExecutorError("--ray-address only applies to --executor ray.")
         yield LocalExecutor()
         return
     executor = RayExecutor(address)

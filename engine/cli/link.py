@@ -91,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
             extracted = None if args.no_extract else extract(config, workspace, progress=progress, executor=executor)
             result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress,
                           executor=executor)
+            ran_on = {"name": executor.name, "workers": executor.workers}
     finally:
         bars.close()
     if task:
         task.finish({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()})
     if args.json:
-        print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()}, indent=2))
+        print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict(),
+                          "executor": ran_on}, indent=2))
     else:
         if extracted:
             print(f"[Extract] {extracted.seconds:.1f} s; commits {extracted.commits:,}, knowledge "
