@@ -313,6 +313,12 @@ class EmbedderSpec:
 
     def build(self) -> SentenceEmbedder:
         if self not in _BUILT:
+            threads = os.environ.get("OMP_NUM_THREADS", "")  # Ray sets it to the CPUs a task was given
+            if self.runtime == "onnx" and self.location not in _LOADED_ONNX and threads.isdigit():
+                from engine.linking import onnx_bert
+
+                # as many threads as the task has CPUs (the vectors are the same for any thread count)
+                _LOADED_ONNX[self.location] = onnx_bert.OnnxBert(self.location, threads=int(threads))
             embedder = SentenceEmbedder(model_id=self.model_id, location=self.location)
             embedder.model_id, embedder._runtime = self.model_id, self.runtime
             _BUILT[self] = embedder

@@ -358,8 +358,8 @@ def link(
 ) -> LinkResult:
     """Link the workspace's commits to its knowledge; store the run; write the pairs. `embedder` overrides the
     configured model (tests pass a fake); `candidates` is how many scored links are kept per commit; `model` the
-    link model (default: the shipped one); `executor` (engine.executor, default local) runs the near-duplicate
-    signatures, the embedding and the candidate features, while every write stays here."""
+    link model (default: the shipped one); `executor` (engine.executor, default local) computes the near-duplicate
+    signatures and the embeddings, while every write stays here."""
     mode, min_confidence, top_k = _settings(config, mode, min_confidence, top_k)
     candidates = max(candidates, top_k)
     model = model or load_model()
