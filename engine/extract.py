@@ -57,10 +57,21 @@ def _filters(config: PipelineConfig) -> ScreenpipeFilters:
     )
 
 
+def _first_of_each(sources: list[tuple[str | None, Path]]) -> list[tuple[str | None, Path]]:
+    """Each source once, for the first member that lists it (a team's shared repository is read once)."""
+    seen: set[Path] = set()
+    kept = []
+    for member, path in sources:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            kept.append((member, path))
+    return kept
+
+
 def check_sources(config: PipelineConfig) -> list[tuple[str | None, ScreenpipeReader]]:
     """Open every source read-only and raise SourceError for the first one that cannot be used; returns the
     screenpipe readers with the team member each database belongs to (None: the config's own)."""
-    readers = [(member, ScreenpipeReader(path)) for member, path in config.screenpipe_sources]
+    readers = [(member, ScreenpipeReader(path)) for member, path in _first_of_each(config.screenpipe_sources)]
     for _, repo in config.git_sources:
         open_repository(repo)
     check_directories(config.doc_directories)
@@ -176,7 +187,7 @@ def extract(
             reports.append(report)
 
         git_tasks, keys = [], []
-        for member, repo in config.git_sources:
+        for member, repo in _first_of_each(config.git_sources):
             # "git@author-date:": commits are dated by author date since this reader version; a workspace read by
             # an older one reads its history once more and gets its commits' dates corrected below.
             key = f"git@author-date:{repo.resolve()}"

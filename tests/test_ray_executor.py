@@ -116,7 +116,8 @@ def assert_same_link_and_validate(folder: Path, tmp_path: Path, address: str, ba
     assert validated.returncode == codes[1], validated.stderr[-3000:]
     assert outputs["ray"]["findings"].read_bytes() == outputs["local"]["findings"].read_bytes()
     assert outputs["ray"]["report"].read_bytes() == outputs["local"]["report"].read_bytes()
-    return {"pairs": [json.loads(line) for line in pairs_local.read_text(encoding="utf-8").splitlines()],
+    return {"report": report,
+            "pairs": [json.loads(line) for line in pairs_local.read_text(encoding="utf-8").splitlines()],
             "findings": json.loads(outputs["local"]["findings"].read_text(encoding="utf-8"))}
 
 
@@ -182,3 +183,8 @@ def test_team_world_links_and_validates_identically_on_ray(ray_address, tmp_path
     assert {source_id.split("/", 1)[0] for source_id in source_ids} == {"maya", "lee", "sam"}
     assert all(":" in source_id.split("/", 1)[1] for source_id in source_ids)
     assert {finding["kind"] for finding in result["findings"]} >= {"github_token"}, result["findings"][:3]
+    # the repository maya and lee share is read once, under the first member who lists it
+    read = [source["source"] for source in result["report"]["extract"]["sources"]]
+    assert [label for label in read if label.endswith("git shared-repo")] == ["maya: git shared-repo"], read
+    assert [label for label in read if "screenpipe frames" in label] == [
+        "maya: screenpipe frames", "lee: screenpipe frames", "sam: screenpipe frames"]
