@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,21 @@ def _drain(fn: Callable[..., Any], args: tuple) -> Any:
     return result
 
 
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A host:port that nothing answers on is refused at once (ray.init would retry for minutes)."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"The Ray address {address!r} is not host:port; give e.g. head-node:6379 (the address "
+                            "`ray start --head` prints) or auto.")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise ExecutorError(f"No Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}); start one "
+                            "with `ray start --head` there, or check --ray-address.") from None
+
+
 class RayExecutor:
     """The same steps on a Ray cluster: `address` None starts a private local Ray on this machine, "auto" or
     "host:port" joins a running cluster (`ray start --head`)."""
@@ -111,6 +127,7 @@ class RayExecutor:
             options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                                        "include_dashboard": False, "runtime_env": runtime_env}
             if address:
+                _check_reachable(address)
                 options["address"] = address
             else:
                 options.update(num_cpus=num_cpus, object_store_memory=RAY_OBJECT_STORE_BYTES)

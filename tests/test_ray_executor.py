@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import sqlite3
 import string
 import subprocess
@@ -188,3 +189,16 @@ def test_team_world_links_and_validates_identically_on_ray(ray_address, tmp_path
     assert [label for label in read if label.endswith("git shared-repo")] == ["maya: git shared-repo"], read
     assert [label for label in read if "screenpipe frames" in label] == [
         "maya: screenpipe frames", "lee: screenpipe frames", "sam: screenpipe frames"]
+
+
+def test_a_cluster_nobody_runs_is_one_sentence_at_once(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"instruction": "Add retries", "input": "", "output": "def f():\\n    return 1"}\n',
+                     encoding="utf-8")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run_ray(f"127.0.0.1:{port}", ["validate", "--input", str(pairs), "--workspace", str(tmp_path / "ws")])
+    assert done.returncode == 1
+    assert done.stderr == (f"error: No Ray cluster answers at 127.0.0.1:{port} (Connection refused); start one with "
+                           "`ray start --head` there, or check --ray-address.\n")
