@@ -12,6 +12,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,11 +72,26 @@ def _first_of_each(sources: list[tuple[str | None, Path]]) -> list[tuple[str | N
 def check_sources(config: PipelineConfig) -> list[tuple[str | None, ScreenpipeReader]]:
     """Open every source read-only and raise SourceError for the first one that cannot be used; returns the
     screenpipe readers with the team member each database belongs to (None: the config's own)."""
-    readers = [(member, ScreenpipeReader(path)) for member, path in _first_of_each(config.screenpipe_sources)]
-    for _, repo in config.git_sources:
-        open_repository(repo)
+    readers = []
+    for member, path in _first_of_each(config.screenpipe_sources):
+        with _named_for(member, "screenpipe_db"):
+            readers.append((member, ScreenpipeReader(path)))
+    for member, repo in config.git_sources:
+        with _named_for(member, "git_repo"):
+            open_repository(repo)
     check_directories(config.doc_directories)
     return readers
+
+
+@contextmanager
+def _named_for(member: str | None, key: str):
+    """A team member's unusable source is named by the member's key, not by `paths.<key>`."""
+    try:
+        yield
+    except SourceError as exc:
+        if member is None:
+            raise
+        raise SourceError(str(exc).replace(f"`paths.{key}`", f"`team.members` {member}'s {key}", 1)) from None
 
 
 @dataclass
@@ -306,18 +322,23 @@ def _readable_time(iso: str | None) -> str | None:
 def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
     """Check each configured source without reading it all: exists, readable, schema era, counts, date range."""
     statuses = []
-    try:
-        info = ScreenpipeReader(config.screenpipe_db).info()
-        statuses.append(SourceStatus(
-            "screenpipe", str(info.path), True, f"schema era {info.era}",
-            {"frames": info.frames, "audio transcriptions": info.audio,
-             **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
-             "first capture": _readable_time(info.first_timestamp), "last capture": _readable_time(info.last_timestamp),
-             "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps), "notes": "; ".join(info.notes)},
-        ))
-    except SourceError as exc:
-        statuses.append(SourceStatus("screenpipe", str(config.screenpipe_db), False, str(exc)))
-    for repo_path in config.git_repos:
+    for member, db_path in config.screenpipe_sources:  # a team member's sources are shown as "maya: <path>"
+        where = f"{member}: " if member else ""
+        try:
+            info = ScreenpipeReader(db_path).info()
+            statuses.append(SourceStatus(
+                "screenpipe", f"{where}{info.path}", True, f"schema era {info.era}",
+                {"frames": info.frames, "audio transcriptions": info.audio,
+                 **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
+                 "first capture": _readable_time(info.first_timestamp),
+                 "last capture": _readable_time(info.last_timestamp),
+                 "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps),
+                 "notes": "; ".join(info.notes)},
+            ))
+        except SourceError as exc:
+            statuses.append(SourceStatus("screenpipe", f"{where}{db_path}", False, str(exc)))
+    for member, repo_path in config.git_sources:
+        where = f"{member}: " if member else ""
         try:
             repo = open_repository(repo_path)
             count = int(repo.git.rev_list("--count", "--no-merges", "HEAD"))
@@ -326,12 +347,12 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             oldest = repo.commit(oldest_sha)
             branch = "detached HEAD" if repo.head.is_detached else repo.active_branch.name
             statuses.append(SourceStatus(
-                "git", str(repo_path), True, f"branch {branch}",
+                "git", f"{where}{repo_path}", True, f"branch {branch}",
                 {"non-merge commits": count, "first commit": _readable_time(oldest.committed_datetime.isoformat()),
                  "last commit": _readable_time(newest.committed_datetime.isoformat()), "head": newest.hexsha[:12]},
             ))
         except SourceError as exc:
-            statuses.append(SourceStatus("git", str(repo_path), False, str(exc)))
+            statuses.append(SourceStatus("git", f"{where}{repo_path}", False, str(exc)))
     for directory in config.doc_directories:
         if not directory.is_dir():
             statuses.append(SourceStatus("documents", str(directory), False,

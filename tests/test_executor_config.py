@@ -12,7 +12,7 @@ import pytest
 from engine.config import PipelineConfig, member_of
 from engine.errors import ConfigError
 from engine.executor import LocalExecutor, executor_choice
-from tests.conftest import ROOT
+from tests.conftest import BASE_TIME, ROOT
 
 
 def _config(tmp_path, raw: dict):
@@ -88,3 +88,18 @@ def test_local_executor_maps_in_order_and_lazily():
     assert next(batches) == [0, 2, 4] and seen == [[0, 1, 2]]
     assert executor.map_batches(double, list(range(7)), 3) == [0, 2, 4, 6, 8, 10, 12]
     assert list(executor.stream_tasks(lambda a, b: a + b, [(1, 2), (3, 4)])) == [3, 7]
+
+
+def test_a_members_missing_source_is_named_by_the_member(tmp_path, git_repo):
+    repo = git_repo("lee-repo")
+    repo.commit("Add the client", {"client.py": "def fetch():\n    return 1\n"},
+                when=BASE_TIME)
+    path = _config(tmp_path, {"team": {"members": [{"name": "lee", "git_repo": str(repo.path)},
+                                                    {"name": "maya", "screenpipe_db": "maya/db.sqlite"}]}})
+    done = subprocess.run([sys.executable, "-m", "engine", "extract", "--config", str(path), "--workspace",
+                           str(tmp_path / "ws")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: `team.members` maya's screenpipe_db: no screenpipe database at "
+                           f"{tmp_path / 'maya/db.sqlite'}; point it at your screenpipe db.sqlite (usually "
+                           "~/.screenpipe/db.sqlite).\n")
+    assert not (tmp_path / "ws").exists()
