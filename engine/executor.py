@@ -21,7 +21,6 @@ import logging
 import os
 import pickle
 import socket
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,7 +110,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None):
         try:
             import ray
         except ImportError:
@@ -130,7 +129,7 @@ class RayExecutor:
                 _check_reachable(address)
                 options["address"] = address
             else:
-                options.update(num_cpus=num_cpus, object_store_memory=RAY_OBJECT_STORE_BYTES)
+                options["object_store_memory"] = RAY_OBJECT_STORE_BYTES
             try:
                 ray.init(**{key: value for key, value in options.items() if value is not None})
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -140,10 +139,11 @@ class RayExecutor:
                                     "`ray start --head`).") from None
         from ray.data import DataContext
 
+        # the CLI draws its own progress; Ray Data's bars and per-pipeline notices would interleave with it
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map_batches(self, fn: Callable[[list], list], items: Sequence, batch_size: int) -> list:
@@ -213,11 +213,6 @@ def add_executor_arguments(parser) -> None:
                         "default) or ray (a Ray cluster; default: the config's executor.name)")
     parser.add_argument("--ray-address", help="the Ray cluster to join (auto, or host:port of `ray start --head`); "
                         "without it --executor ray starts a private Ray on this machine")
-
-
-def ray_loaded() -> bool:
-    """Whether this process has imported Ray (the local executor must not)."""
-    return "ray" in sys.modules
 
 
 LOCAL = LocalExecutor()
