@@ -6,6 +6,8 @@ screenpipe tables to read), `studio` (the workspace folder), `linking` (matcher 
 v1 time window, keyword list and weights), `collect`, `scheduler`, and `team` (the roles of people who log in,
 engine.team). Relative paths are resolved against the config
 file's folder and `~` is expanded, so a config can travel with the data it points at.
+`team.members` lists a team's sources (each member's screenpipe databases and repositories, tagged with the
+member's name) and `executor` says where the heavy steps run (local or a Ray cluster, engine.executor).
 """
 
 from __future__ import annotations
