@@ -118,6 +118,7 @@ class RayExecutor:
                                 "(requirements.txt pins it), or run with --executor local.") from None
         self._ray = ray
         self._owned = not ray.is_initialized()
+        address = address or os.environ.get("RAY_ADDRESS", "").strip() or None  # as ray.init itself would
         if self._owned:
             # Workers import `engine` from the driver's checkout: on one machine it is on their path already; on a
             # real cluster the package travels with the job (a few MB), so nodes need only the dependencies.
