@@ -28,6 +28,9 @@ if importlib.util.find_spec("ray") is None:  # found, not imported: collecting t
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's floor is 75 MiB; these worlds need a few MB
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_DISABLE_IMPORT_WARNING": "1"}
+# Each side hashes strings differently (as two processes on two machines do): a result that depends on the
+# iteration order of a set of strings shows up as a difference instead of passing by luck.
+HASH_SEEDS = {"local": "1", "ray": "2"}
 LOCAL_RUNNER = """
 import json, sys
 from engine.__main__ import main
@@ -51,8 +54,9 @@ def ray_address():
 
 def run_local(*commands: list[str]) -> list[int]:
     """Run CLI verbs with --executor local in one fresh interpreter; assert Ray was never imported there."""
-    done = subprocess.run([sys.executable, "-c", LOCAL_RUNNER, json.dumps(list(commands))], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", LOCAL_RUNNER, json.dumps(list(commands))], cwd=ROOT,
+                          env={**ENV, "PYTHONHASHSEED": HASH_SEEDS["local"]}, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["ray_modules"] == [], f"the local executor imported {result['ray_modules'][:5]}"
@@ -61,7 +65,8 @@ def run_local(*commands: list[str]) -> list[int]:
 
 def run_ray(address: str, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine", *args, "--executor", "ray", "--ray-address", address],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env={**ENV, "PYTHONHASHSEED": HASH_SEEDS["ray"]}, capture_output=True, text=True,
+                          timeout=600)
 
 
 def config_pair(folder: Path, base: dict) -> tuple[Path, Path]:

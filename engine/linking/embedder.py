@@ -470,7 +470,9 @@ def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPL
                 continue
             candidate = int(key.rsplit("|", 1)[1])
             similarity = signature.jaccard(signatures[candidate])
-            if similarity >= best_similarity:
+            # the most similar; among equals the earliest: the LSH returns its matches in an order that changes
+            # from process to process (string hashing), and the grouping must not
+            if similarity > best_similarity or (similarity == best_similarity and (best is None or candidate < best)):
                 best, best_similarity = candidate, similarity
         if best is None:
             signatures[knowledge_id] = signature
