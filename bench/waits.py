@@ -207,7 +207,7 @@ def first_token_child(adapters: str, data: str, max_tokens: int) -> dict:
     chat = on_mlx_thread(load_chat_model, picks["left"])
     loaded = {"path": chat.model_path, "chat": chat, "base": (chat.model, chat.tokenizer)}
     result = {"prompt_tokens": len(chat.tokenizer.encode(stream_answer(chat, prompt, settings).prompt_text))}
-    cold_cache = ModelCache()
+    cold_cache = ModelCache(mlx_thread=True)  # as the server's
     result["studio_cold"], result["studio_cold_marks"] = page_send(cold_cache)
     result["mlx_lm_cold"] = reference(True, loaded)
     warm, reference_warm = [], []

@@ -110,6 +110,7 @@ def _cli(clone: Path, *args: str) -> str:
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(1800)  # a real training run, a deploy and two generations on 2 cores: about 10 minutes
 def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, browser_page, tmp_path):
     clone, url, _, _, _ = make_run
     page = browser_page
@@ -125,11 +126,14 @@ def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, bro
     page.goto(f"{url}/validation")
     wait_for_app(page)
     page.get_by_role("tab", name="Review queue").click()
-    page.get_by_role("combobox", name="Pair").click()
-    page.get_by_role("option", name=re.compile(r"flagged · .*slack_webhook.* · pending")).first.click()
+    wait_for_app(page)
+    picker = page.get_by_role("combobox", name=re.compile(r"^Item \("))
+    picker.scroll_into_view_if_needed()  # at the bottom edge, its list would not open
+    picker.click()
+    page.get_by_role("option", name=re.compile(r" line \d+ · .*slack_webhook.* · pending")).first.click()
     wait_for_app(page)
     page.get_by_role("button", name="Redact").click()
-    recorded = page.get_by_text(re.compile(r"Recorded line (\d+): redact by "))
+    recorded = page.get_by_text(re.compile(r"Recorded \S+ line (\d+): redact by "))
     expect(recorded).to_be_visible()
     redacted_line = int(re.search(r"line (\d+)", recorded.inner_text()).group(1))
 
@@ -168,6 +172,7 @@ def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, bro
     page.get_by_role("combobox", name="Example prompt from the training and held-out data").click()
     page.get_by_role("option", name=re.compile(r"^test #1: ")).click()
     wait_for_app(page)
+    expect(page.get_by_role("textbox", name="Prompt", exact=True)).not_to_have_value("")  # the example filled the prompt
     page.get_by_role("button", name="Send to both").click()
     left = page.get_by_test_id("stColumn").filter(has_text="base smollm2-135m-instruct").filter(
         has=page.get_by_test_id("stCode")).last
@@ -182,7 +187,8 @@ def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, bro
     # 7. The CLI, with no flags in the copy, says what the pages said
     page.goto(f"{url}/pipeline")
     wait_for_app(page)
-    examples = page.get_by_test_id("stMetric").filter(has_text="Examples").get_by_test_id("stMetricValue")
+    examples = page.get_by_test_id("stMetric").filter(
+        has=page.get_by_test_id("stMetricLabel").get_by_text("Examples", exact=True)).get_by_test_id("stMetricValue")
     shown_examples = int(examples.inner_text().replace(",", ""))
     stats = json.loads(_cli(clone, "stats", "json"))
     assert stats["overall"]["total_examples"] == shown_examples
@@ -190,4 +196,4 @@ def test_a_browser_walks_the_demo_from_linking_to_a_changed_answer(make_run, bro
     (run_line,) = [line for line in runs.splitlines() if line.strip()]
     assert "completed" in run_line
     assert re.search(rf"^v1\s+active\s+run {run_line.split()[0]}", _cli(clone, "deploy", "list"), re.M)
-    assert re.search(rf"^\s*{redacted_line}\b.*redact by ", _cli(clone, "review"), re.M)
+    assert re.search(rf"^\s*{redacted_line}\b.*\bredact \(", _cli(clone, "review"), re.M)

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -126,7 +127,11 @@ def test_totals_charts_and_health_are_the_engines_numbers(collected):
     assert list(inputs["source"]) == [status.kind for status in inspect_sources(config)]
     assert list(inputs["source"]) == ["screenpipe", "git", "documents", "conversations"]
     assert inputs["ok"].all()
-    assert "frames 560" in inputs.loc[0, "holds"] and inputs.loc[1, "holds"] == "non-merge commits 24"
+    with sqlite3.connect(f"file:{config.screenpipe_db}?mode=ro", uri=True) as db:
+        frames = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    commits = subprocess.run(["git", "rev-list", "--count", "--no-merges", "HEAD"], cwd=config.git_repos[0],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert f"frames {frames:,}" in inputs.loc[0, "holds"] and inputs.loc[1, "holds"] == f"non-merge commits {commits}"
 
     page = texts(at)
     assert page.count("Last run: **ok** ") == 3 and page.count("Last run: never run") == 1  # export_training

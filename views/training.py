@@ -367,7 +367,8 @@ if completed:
         st.rerun()
 
     def deployed(result: dict) -> None:
-        (st.info if result.get("dry_run") or result.get("status") == "rolled_back" else st.success)(result["message"])
+        (st.info if result.get("dry_run") or result.get("status") == "rolled_back" else st.success)(
+            escape_markdown(result["message"]))
 
     background_task(ws.root, "deploy", "Checking and deploying", deployed)
 elif not records:

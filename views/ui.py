@@ -64,7 +64,7 @@ def shared_model_cache():
     to a model is instant, and models warmed in the background are there when a page asks."""
     from engine.chat.models import ModelCache
 
-    return ModelCache(max_models=4)
+    return ModelCache(max_models=4, mlx_thread=True)
 
 
 @st.cache_resource(show_spinner=False)

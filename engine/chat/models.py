@@ -295,8 +295,12 @@ class ModelCache:
     It remembers how long each model took to load (an estimate for the next load's progress line) and can load
     models in the background (`warm`), so the server keeps the models a person is about to use ready."""
 
-    def __init__(self, max_models: int = 4):
+    def __init__(self, max_models: int = 4, mlx_thread: bool = False):
+        """`mlx_thread`: load on the process's one mlx thread (the server, whose pages generate there through
+        `interleave_on_mlx_thread`); otherwise load on the caller's thread, where a CLI verb or a script then
+        generates (mlx-lm's generation stream belongs to the thread that first imported it)."""
         self.max_models = max_models
+        self.mlx_thread = mlx_thread
         self._models: OrderedDict[tuple, ChatModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
@@ -341,7 +345,7 @@ class ModelCache:
                     return self._as(self._models[key], choice)
                 self._load_started[key] = time.time()
             try:
-                loaded = on_mlx_thread(load_chat_model, choice)
+                loaded = on_mlx_thread(load_chat_model, choice) if self.mlx_thread else load_chat_model(choice)
             finally:
                 with self._lock:
                     self._load_started.pop(key, None)
@@ -356,7 +360,11 @@ class ModelCache:
 
     def warm(self, choices: list[ModelChoice]) -> None:
         """Load these models in a background thread, one after the other, unless already loaded or queued. A load
-        that fails is left for the page to report when it asks for the model."""
+        that fails is left for the page to report when it asks for the model. Only for a cache that loads on the
+        mlx thread: a model loaded on the warming thread could not generate anywhere else."""
+        if not self.mlx_thread:
+            raise ValueError("ModelCache.warm needs ModelCache(mlx_thread=True): models warmed in the background "
+                             "are loaded on the mlx thread, where the pages generate")
         with self._lock:
             for choice in choices:
                 if self.key(choice) not in self._models and choice not in self._warm_queue:

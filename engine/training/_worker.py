@@ -154,13 +154,14 @@ class RunProgress:
         self.phase: str | None = None
 
     def __call__(self, phase: str, done: int = 0, total: int | None = None) -> None:
-        if self.task is not None:
-            self.task(phase, done, total)
+        # The run's row first, then the task: whoever reads the task's phase and then the run sees the same phase.
         if phase != self.phase:
             self.phase = phase
             say(f"phase: {phase}")
             with self.ws.transaction() as conn:
                 conn.execute("UPDATE training_runs SET phase=? WHERE id=?", (phase, self.run_id))
+        if self.task is not None:
+            self.task(phase, done, total)
 
     def finish(self, result: dict) -> None:
         if self.task is not None:
