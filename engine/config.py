@@ -6,6 +6,8 @@ screenpipe tables to read), `studio` (the workspace folder), `linking` (matcher 
 v1 time window, keyword list and weights), `collect`, `scheduler`, and `team` (the roles of people who log in,
 engine.team). Relative paths are resolved against the config
 file's folder and `~` is expanded, so a config can travel with the data it points at.
+`team.members` lists a team's sources (each member's screenpipe databases and repositories, tagged with the
+member's name) and `executor` says where the heavy steps run (local or a Ray cluster, engine.executor).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,7 +75,8 @@ DEFAULTS: dict[str, Any] = {
         "max_retries": 3,
         "retry_delay_seconds": 300,
     },
-    "team": {"roles": {}},
+    "team": {"roles": {}, "members": []},
+    "executor": {"name": "local", "ray_address": None},
 }
 
 MAX_TOP_K = 1000  # links kept per commit; each costs memory in every chunk of the matcher
@@ -132,6 +136,10 @@ _SCHEMA: dict[str, str] = {
     "scheduler.retry_delay_seconds": "seconds",
     "team": "object",
     "team.roles": "roles",
+    "team.members": "members",
+    "executor": "object",
+    "executor.name": "executor",
+    "executor.ray_address": "optional_address",
 }
 
 _EXPECTED = {
@@ -157,6 +165,10 @@ _EXPECTED = {
     "example_format": '"instruction", "chat" or "completion"',
     "tier": '"gold", "silver", "bronze" or "raw"',
     "roles": 'an object mapping e-mail addresses, "*@domain" or "*" to "owner", "reviewer" or "viewer"',
+    "members": ('a list of members such as {"name": "maya", "screenpipe_db": "maya/db.sqlite", "git_repo": '
+                '"maya/repo"}, each with a distinct name of letters, digits, ".", "_" or "-" and at least one source'),
+    "executor": '"local" or "ray"',
+    "optional_address": 'a Ray address such as "auto" or "head-node:6379", or null',
 }
 
 COLLECT_SOURCES = ("commits", "docs", "conversations", "linked")
@@ -212,12 +224,34 @@ def _valid(kind: str, value: Any) -> bool:
         return value in EXAMPLE_FORMATS
     if kind == "tier":
         return value in TIERS
+    if kind == "members":
+        return isinstance(value, list) and all(_valid_member(member) for member in value) and len(
+            {member["name"] for member in value}) == len(value)
+    if kind == "executor":
+        return value in ("local", "ray")
+    if kind == "optional_address":
+        return value is None or (isinstance(value, str) and value.strip() != "")
     if kind == "roles":
         from engine.team import ROLES
 
         return isinstance(value, dict) and all(isinstance(key, str) and key.strip() and role in ROLES
                                                for key, role in value.items())
     raise AssertionError(kind)
+
+
+_MEMBER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MEMBER_KEYS = ("name", "screenpipe_db", "git_repo")
+
+
+def _valid_member(member: Any) -> bool:
+    if not isinstance(member, dict) or set(member) - set(MEMBER_KEYS):
+        return False
+    name = member.get("name")
+    if not (isinstance(name, str) and _MEMBER_NAME.fullmatch(name)):
+        return False
+    if not any(key in member for key in ("screenpipe_db", "git_repo")):
+        return False
+    return all(_valid("path_or_paths", member[key]) for key in ("screenpipe_db", "git_repo") if key in member)
 
 
 def parse_config_datetime(text: str) -> datetime | None:
@@ -246,6 +280,21 @@ def _merged(defaults: dict, given: dict) -> dict:
         else:
             result[key] = copy.deepcopy(value)
     return result
+
+
+@dataclass(frozen=True)
+class Member:
+    """One teammate's sources in a team config; their knowledge source ids read `<name>/ocr:<frames.id>`."""
+
+    name: str
+    screenpipe_dbs: list[Path]
+    git_repos: list[Path]
+
+
+def member_of(source_id: str) -> str | None:
+    """The team member a knowledge source id came from (`maya/ocr:12` -> "maya"); None for one's own data."""
+    head, slash, _ = source_id.partition("/")
+    return head if slash and ":" not in head else None
 
 
 @dataclass
@@ -398,6 +447,33 @@ class PipelineConfig:
     def team_roles(self) -> dict[str, str]:
         """`team.roles`: identity pattern -> owner | reviewer | viewer (engine.team)."""
         return dict(self.get("team.roles"))
+
+    @property
+    def members(self) -> list[Member]:
+        """`team.members`: whose screenpipe databases and repositories a team config pools."""
+        def paths(value) -> list[Path]:
+            if value is None:
+                return []
+            return [self.resolve(item) for item in ([value] if isinstance(value, str) else value)]
+
+        return [Member(entry["name"], paths(entry.get("screenpipe_db")), paths(entry.get("git_repo")))
+                for entry in self.get("team.members")]
+
+    @property
+    def screenpipe_sources(self) -> list[tuple[str | None, Path]]:
+        """(member or None, database) for every screenpipe database to read. Without team members that is
+        paths.screenpipe_db; with them, each member's, plus paths.screenpipe_db only if the file names one."""
+        members = self.members
+        own = [(None, self.screenpipe_db)] if not members or _lookup(self.raw, "paths.screenpipe_db")[0] else []
+        return own + [(member.name, path) for member in members for path in member.screenpipe_dbs]
+
+    @property
+    def git_sources(self) -> list[tuple[str | None, Path]]:
+        """(member or None, repository) for every git repository to read, as `screenpipe_sources` decides."""
+        members = self.members
+        own = [(None, path) for path in self.git_repos] if not members or _lookup(self.raw, "paths.git_repo")[0] \
+            else []
+        return own + [(member.name, path) for member in members for path in member.git_repos]
 
     @property
     def workspace(self) -> Path | None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.errors import SourceError, StudioError
+from engine.executor import LOCAL
 from engine.knowledge import knowledge_counts, store_knowledge
 from engine.progress import ProgressFn, no_progress
 from engine.sources.documents import check_directories, read_documents
@@ -55,13 +58,83 @@ def _filters(config: PipelineConfig) -> ScreenpipeFilters:
     )
 
 
-def check_sources(config: PipelineConfig) -> ScreenpipeReader:
-    """Open every source read-only and raise SourceError for the first one that cannot be used."""
-    reader = ScreenpipeReader(config.screenpipe_db)
-    for repo in config.git_repos:
-        open_repository(repo)
+def _first_of_each(sources: list[tuple[str | None, Path]]) -> list[tuple[str | None, Path]]:
+    """Each source once, for the first member that lists it (a team's shared repository is read once)."""
+    seen: set[Path] = set()
+    kept = []
+    for member, path in sources:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            kept.append((member, path))
+    return kept
+
+
+def check_sources(config: PipelineConfig) -> list[tuple[str | None, ScreenpipeReader]]:
+    """Open every source read-only and raise SourceError for the first one that cannot be used; returns the
+    screenpipe readers with the team member each database belongs to (None: the config's own)."""
+    readers = []
+    for member, path in _first_of_each(config.screenpipe_sources):
+        with _named_for(member, "screenpipe_db"):
+            readers.append((member, ScreenpipeReader(path)))
+    for member, repo in config.git_sources:
+        with _named_for(member, "git_repo"):
+            open_repository(repo)
     check_directories(config.doc_directories)
-    return reader
+    return readers
+
+
+@contextmanager
+def _named_for(member: str | None, key: str):
+    """A team member's unusable source is named by the member's key, not by `paths.<key>`."""
+    try:
+        yield
+    except SourceError as exc:
+        if member is None:
+            raise
+        raise SourceError(str(exc).replace(f"`paths.{key}`", f"`team.members` {member}'s {key}", 1)) from None
+
+
+@dataclass
+class SourceReading:
+    """What one reading task gives back: its report and its items (screenpipe: (records, watermark) batches; git:
+    commits). Read locally the items are a generator that fills the report as it is consumed; read by a Ray
+    worker they are `drained()` into a list there, report complete."""
+
+    report: SourceReport
+    items: Iterable
+
+    def drained(self) -> SourceReading:
+        items = list(self.items)
+        return SourceReading(self.report, items)
+
+
+def _tagged(batches, member: str | None):
+    """A member's records carry who they came from in their source id: `maya/ocr:12`."""
+    for records, watermark in batches:
+        if member:
+            records = [replace(record, source_id=f"{member}/{record.source_id}") for record in records]
+        yield records, watermark
+
+
+def read_screenpipe_table(path: Path, table: str, start: int, filters: ScreenpipeFilters, member: str | None,
+                          label: str) -> SourceReading:
+    """The rows of one screenpipe table after the `start` watermark (a pure step: a Ray worker runs the same)."""
+    reader = ScreenpipeReader(path)
+    report = SourceReport(label)
+    if table == "frames":
+        batches = reader.read_frames(start, filters, report)
+    elif table == "audio_transcriptions":
+        batches = reader.read_audio(start, filters, report)
+    else:
+        batches = reader.read_legacy_ui(table, start, filters, report)
+    return SourceReading(report, _tagged(batches, member))
+
+
+def read_git_history(repo: Path, code_extensions: list[str], min_code_lines: int, max_commits: int,
+                     after_sha: str | None, label: str) -> SourceReading:
+    """The kept commits of one repository after `after_sha` (a pure step: a Ray worker runs the same)."""
+    report = SourceReport(label)
+    return SourceReading(report, read_commits(repo, code_extensions, min_code_lines, max_commits, after_sha, report))
 
 
 def _watermark(conn: sqlite3.Connection, key: str) -> str | None:
@@ -87,11 +160,12 @@ def _store_batches(workspace: Workspace, conn, batches, key: str, start: int, to
 
 
 def extract(
-    config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress,
+    config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress, executor=LOCAL,
 ) -> ExtractResult:
-    """Read all sources into the workspace; return per-source reports and the workspace totals."""
+    """Read all sources into the workspace; return per-source reports and the workspace totals. `executor`
+    (engine.executor) reads the screenpipe tables and repositories; the driver stores what they give, in order."""
     started = time.perf_counter()
-    reader = check_sources(config)
+    readers = check_sources(config)
     workspace = Workspace.open(workspace_path)
     conn = workspace.connect()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -99,37 +173,49 @@ def extract(
         "INSERT INTO extract_runs(started_at, status) VALUES (?, 'running')", (now,)
     ).lastrowid
     reports: list[SourceReport] = []
+    reading_path = readers[0][1].path if readers else None
     try:
         filters = _filters(config)
-        db_key = f"screenpipe:{reader.path.resolve()}"
-        sources = [("frames", "screenpipe frames", "frames", reader.read_frames)]
-        if config.get("screenpipe.read_audio"):
-            sources.append(("audio", "screenpipe audio", "audio_transcriptions", reader.read_audio))
-        if config.get("screenpipe.read_legacy_ui"):
-            for table in ("ui_monitoring", "accessibility"):
-                if table in reader.tables:
-                    sources.append((table, f"screenpipe {table} (legacy)", table,
-                                    lambda after, f, r, table=table: reader.read_legacy_ui(table, after, f, r)))
-        for suffix, label, table, read in sources:
-            report = SourceReport(label)
-            began = time.perf_counter()
-            key = f"{db_key}:{suffix}"
-            start = int(_watermark(conn, key) or 0)
-            top = reader.max_key(table)
-            _store_batches(workspace, conn, read(start, filters, report), key, start, top, label, report, progress)
+        tables = []  # (key, start, top) per task, in the order their results are stored
+        screenpipe_tasks = []
+        for member, reader in readers:
+            db_key = f"screenpipe:{reader.path.resolve()}"
+            prefix = f"{member}: " if member else ""
+            sources = [("frames", f"{prefix}screenpipe frames", "frames")]
+            if config.get("screenpipe.read_audio"):
+                sources.append(("audio", f"{prefix}screenpipe audio", "audio_transcriptions"))
+            if config.get("screenpipe.read_legacy_ui"):
+                sources += [(table, f"{prefix}screenpipe {table} (legacy)", table)
+                            for table in ("ui_monitoring", "accessibility") if table in reader.tables]
+            for suffix, label, table in sources:
+                key = f"{db_key}:{suffix}"
+                start = int(_watermark(conn, key) or 0)
+                tables.append((key, start, reader.max_key(table)))
+                screenpipe_tasks.append((reader.path, table, start, filters, member, label))
+        began = time.perf_counter()
+        readings = executor.stream_tasks(read_screenpipe_table, screenpipe_tasks)
+        for (key, start, top), task, reading in zip(tables, screenpipe_tasks, readings, strict=True):
+            reading_path = task[0]
+            report = reading.report
+            _store_batches(workspace, conn, reading.items, key, start, top, report.source, report, progress)
             report.seconds = time.perf_counter() - began
+            began = time.perf_counter()
             reports.append(report)
 
-        for repo in config.git_repos:
-            report = SourceReport(f"git {repo.name}")
-            began = time.perf_counter()
+        git_tasks, keys = [], []
+        for member, repo in _first_of_each(config.git_sources):
             # "git@author-date:": commits are dated by author date since this reader version; a workspace read by
             # an older one reads its history once more and gets its commits' dates corrected below.
             key = f"git@author-date:{repo.resolve()}"
-            head = open_repository(repo).head.commit.hexsha
+            keys.append((key, open_repository(repo).head.commit.hexsha))
+            label = f"git {repo.name}" if member is None else f"{member}: git {repo.name}"
+            git_tasks.append((repo, config.code_extensions, config.min_code_lines, config.max_commits,
+                              _watermark(conn, key), label))
+        began = time.perf_counter()
+        for (key, head), reading in zip(keys, executor.stream_tasks(read_git_history, git_tasks), strict=True):
+            report = reading.report
             commits = []
-            for commit in read_commits(repo, config.code_extensions, config.min_code_lines, config.max_commits,
-                                       _watermark(conn, key), report):
+            for commit in reading.items:
                 commits.append(commit)
                 progress(report.source, len(commits), None)
             with workspace.transaction(conn):
@@ -153,6 +239,7 @@ def extract(
                     )
                 _set_watermark(conn, key, head)
             report.seconds = time.perf_counter() - began
+            began = time.perf_counter()
             reports.append(report)
 
         report = SourceReport("documents")
@@ -168,7 +255,8 @@ def extract(
             workspace=workspace.root, reports=reports, knowledge=knowledge_counts(conn),
             commits=conn.execute("SELECT COUNT(*) FROM commits").fetchone()[0],
             file_changes=conn.execute("SELECT COUNT(*) FROM file_changes").fetchone()[0],
-            seconds=time.perf_counter() - started, screenpipe_era=reader.era,
+            seconds=time.perf_counter() - started,
+            screenpipe_era=", ".join(dict.fromkeys(reader.era for _, reader in readers)),
             notes=[note for report in reports for note in report.notes],
         )
         conn.execute(
@@ -186,7 +274,7 @@ def extract(
              json.dumps({"error": error, "sources": [r.to_dict() for r in reports]}), run_id),
         )
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            raise SourceError(f"Reading {reader.path} failed: {safe_sqlite_message(exc)}.") from None
+            raise SourceError(f"Reading {reading_path} failed: {safe_sqlite_message(exc)}.") from None
         raise
     finally:
         conn.close()
@@ -234,18 +322,23 @@ def _readable_time(iso: str | None) -> str | None:
 def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
     """Check each configured source without reading it all: exists, readable, schema era, counts, date range."""
     statuses = []
-    try:
-        info = ScreenpipeReader(config.screenpipe_db).info()
-        statuses.append(SourceStatus(
-            "screenpipe", str(info.path), True, f"schema era {info.era}",
-            {"frames": info.frames, "audio transcriptions": info.audio,
-             **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
-             "first capture": _readable_time(info.first_timestamp), "last capture": _readable_time(info.last_timestamp),
-             "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps), "notes": "; ".join(info.notes)},
-        ))
-    except SourceError as exc:
-        statuses.append(SourceStatus("screenpipe", str(config.screenpipe_db), False, str(exc)))
-    for repo_path in config.git_repos:
+    for member, db_path in config.screenpipe_sources:  # a team member's sources are shown as "maya: <path>"
+        where = f"{member}: " if member else ""
+        try:
+            info = ScreenpipeReader(db_path).info()
+            statuses.append(SourceStatus(
+                "screenpipe", f"{where}{info.path}", True, f"schema era {info.era}",
+                {"frames": info.frames, "audio transcriptions": info.audio,
+                 **{f"{table} (legacy)": count for table, count in info.legacy_ui.items()},
+                 "first capture": _readable_time(info.first_timestamp),
+                 "last capture": _readable_time(info.last_timestamp),
+                 "top apps": ", ".join(f"{app} ({count})" for app, count in info.top_apps),
+                 "notes": "; ".join(info.notes)},
+            ))
+        except SourceError as exc:
+            statuses.append(SourceStatus("screenpipe", f"{where}{db_path}", False, str(exc)))
+    for member, repo_path in config.git_sources:
+        where = f"{member}: " if member else ""
         try:
             repo = open_repository(repo_path)
             count = int(repo.git.rev_list("--count", "--no-merges", "HEAD"))
@@ -254,12 +347,12 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             oldest = repo.commit(oldest_sha)
             branch = "detached HEAD" if repo.head.is_detached else repo.active_branch.name
             statuses.append(SourceStatus(
-                "git", str(repo_path), True, f"branch {branch}",
+                "git", f"{where}{repo_path}", True, f"branch {branch}",
                 {"non-merge commits": count, "first commit": _readable_time(oldest.committed_datetime.isoformat()),
                  "last commit": _readable_time(newest.committed_datetime.isoformat()), "head": newest.hexsha[:12]},
             ))
         except SourceError as exc:
-            statuses.append(SourceStatus("git", str(repo_path), False, str(exc)))
+            statuses.append(SourceStatus("git", f"{where}{repo_path}", False, str(exc)))
     for directory in config.doc_directories:
         if not directory.is_dir():
             statuses.append(SourceStatus("documents", str(directory), False,

@@ -1,4 +1,4 @@
-"""`python -m engine extract --config CFG [--workspace DIR] [--json]`"""
+"""`python -m engine extract --config CFG [--workspace DIR] [--json] [--executor local|ray [--ray-address ADDR]]`"""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 
 from engine.cli import add_config_arguments, config_and_workspace
+from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.extract import ExtractResult, extract
 from engine.progress import TqdmProgress
 
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_executor_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     config, workspace = config_and_workspace(args)
     progress = TqdmProgress(enabled=not args.json)
     try:
-        result = extract(config, workspace, progress=progress)
+        with open_executor(*executor_choice(config, args.executor, args.ray_address)) as executor:
+            result = extract(config, workspace, progress=progress, executor=executor)
     finally:
         progress.close()
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_report(result))

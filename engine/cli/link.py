@@ -1,4 +1,5 @@
-"""`python -m engine link --config CFG [--mode semantic|hybrid|best] [--min-confidence X] [--top-k K]`"""
+"""`python -m engine link --config CFG [--mode semantic|hybrid|best] [--min-confidence X] [--top-k K]
+[--executor local|ray [--ray-address ADDR]]`"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 from engine.cli import add_config_arguments, config_and_workspace, number_in
 from engine.config import MAX_TOP_K
+from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.extract import extract
 from engine.linking.link import LinkResult, link
 from engine.linking.matcher import MODES
@@ -28,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"links per commit, 1 to {MAX_TOP_K} (default: filtering.top_k_matches)")
     parser.add_argument("--no-extract", action="store_true", help="link what the workspace holds, read nothing new")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_executor_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -84,14 +87,18 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         progress("reading new source rows", 0, None)
-        extracted = None if args.no_extract else extract(config, workspace, progress=progress)
-        result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress)
+        with open_executor(*executor_choice(config, args.executor, args.ray_address)) as executor:
+            extracted = None if args.no_extract else extract(config, workspace, progress=progress, executor=executor)
+            result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress,
+                          executor=executor)
+            ran_on = {"name": executor.name, "workers": executor.workers}
     finally:
         bars.close()
     if task:
         task.finish({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()})
     if args.json:
-        print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict()}, indent=2))
+        print(json.dumps({"extract": extracted.to_dict() if extracted else None, "link": result.to_dict(),
+                          "executor": ran_on}, indent=2))
     else:
         if extracted:
             print(f"[Extract] {extracted.seconds:.1f} s; commits {extracted.commits:,}, knowledge "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.cli import CONFIG_HELP, WORKSPACE_HELP, number_in
 from engine.dataset.validate import validate_dataset
+from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.progress import TqdmProgress
 from engine.store import Workspace, output_target, resolve_workspace, write_atomic
 
@@ -45,6 +46,7 @@ def resolve_input(args: argparse.Namespace) -> tuple[Path, Workspace]:
     if getattr(args, "min_confidence", 0.6) is None:
         args.min_confidence = config.min_confidence if config is not None else 0.6
     configured = str(config.workspace) if config is not None and config.workspace else None
+    args.loaded_config = config  # the config's executor section, for the verbs that take --executor
     return source, Workspace.open(resolve_workspace(args.workspace, configured))
 
 
@@ -62,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample", type=number_in(0, 100_000, whole=True), default=10,
                         help="unflagged pairs to queue for review (default 10)")
     parser.add_argument("--tokenizer", help="model id or folder whose tokenizer counts tokens (default: tiktoken)")
+    add_executor_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     source, workspace = resolve_input(args)
     progress = TqdmProgress()
     try:
-        report, _ = validate_dataset(source, workspace, min_confidence=args.min_confidence, sample_size=args.sample,
-                                     tokenizer_model=args.tokenizer, progress=progress)
+        with open_executor(*executor_choice(args.loaded_config, args.executor, args.ray_address)) as executor:
+            report, _ = validate_dataset(source, workspace, min_confidence=args.min_confidence,
+                                         sample_size=args.sample, tokenizer_model=args.tokenizer, progress=progress,
+                                         executor=executor)
     finally:
         progress.close()
     text = report.render_text()

@@ -140,10 +140,19 @@ def _readdress(block_spans: list[Span], where: list[tuple[int, int, str]]) -> li
     return out
 
 
+def detect_many(texts: list[tuple[str, str]]) -> list[list[Span]]:
+    """`detect_sensitive` over (text, filename) items: the step an executor maps over the texts not yet scanned."""
+    return [detect_sensitive(text, filename) for text, filename in texts]
+
+
+SCAN_BATCH = 64  # texts per mapped batch: small enough to report progress, large enough to amortize a Ray task
+
+
 def scan_records(workspace, items: list[tuple[int, object]], progress: ProgressFn = no_progress,
-                 filename_of=None) -> dict[int, list[Finding]]:
+                 filename_of=None, executor=None) -> dict[int, list[Finding]]:
     """Findings per index for (index, record) items. With a workspace, scans are cached in `sensitive_scans` by
-    content hash and detector version. `filename_of(record)` may give a path -> filename function."""
+    content hash and detector version. `filename_of(record)` may give a path -> filename function; `executor`
+    (engine.executor, default local) runs the scans of the texts not yet in the cache."""
     wanted: dict[str, tuple[str, str]] = {}
     plan: list[tuple[int, str, str, list | None]] = []  # (index, path, key, block positions)
     for index, record in items:
@@ -159,9 +168,14 @@ def scan_records(workspace, items: list[tuple[int, object]], progress: ProgressF
             plan.append((index, _BLOCK, key, where))
     cached = _cached_scans(workspace, list(wanted))
     missing = [key for key in wanted if key not in cached]
-    for done, key in enumerate(missing, start=1):
-        text, filename = wanted[key]
-        cached[key] = detect_sensitive(text, filename)
+    from engine.executor import LOCAL
+
+    done = 0
+    for spans_of_batch in (executor or LOCAL).imap_batches(detect_many, [wanted[key] for key in missing],
+                                                          SCAN_BATCH):
+        for spans in spans_of_batch:
+            cached[missing[done]] = spans
+            done += 1
         progress("sensitive data", done, len(missing))
     if workspace is not None and missing:
         with workspace.transaction() as conn:

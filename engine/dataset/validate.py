@@ -69,11 +69,11 @@ class DatasetAnalysis:
         return [pair for pair in self.pairs if not pair.dropped]
 
 
-def scan_findings(workspace: Workspace | None, items: list[tuple[int, dict]], progress: ProgressFn = no_progress
-                  ) -> dict[int, list[Finding]]:
+def scan_findings(workspace: Workspace | None, items: list[tuple[int, dict]], progress: ProgressFn = no_progress,
+                  executor=None) -> dict[int, list[Finding]]:
     """Findings per pair index for (pair_index, record) items, in every text of the record (its metadata too),
-    reusing the workspace's scan cache (engine.dataset.gate)."""
-    return scan_records(workspace, items, progress)
+    reusing the workspace's scan cache (engine.dataset.gate); `executor` scans what the cache lacks."""
+    return scan_records(workspace, items, progress, executor=executor)
 
 
 def _token_counter(model: str | None):
@@ -84,9 +84,11 @@ def _token_counter(model: str | None):
 
 
 def analyze_dataset(path: str | Path, workspace: Workspace | None = None, min_confidence: float = 0.6,
-                    tokenizer_model: str | None = None, progress: ProgressFn = no_progress) -> DatasetAnalysis:
+                    tokenizer_model: str | None = None, progress: ProgressFn = no_progress,
+                    executor=None) -> DatasetAnalysis:
     """Read every line of `path` and judge it: format, metadata, sensitive data, review decision, quality,
-    duplicates and tokens. Bad lines become PairAnalysis entries with `error` set, never exceptions."""
+    duplicates and tokens. Bad lines become PairAnalysis entries with `error` set, never exceptions. `executor`
+    (engine.executor, default local) runs the sensitive-data scans of texts not in the scan cache."""
     path = Path(path).expanduser().resolve()
     pairs: list[PairAnalysis] = []
     for line in read_jsonl(path):
@@ -108,7 +110,7 @@ def analyze_dataset(path: str | Path, workspace: Workspace | None = None, min_co
             pair.decision = decision.decision if decision else None
             pair.quality = assess(pair.record, min_confidence, pair.decision)
     scannable = [(pair.pair_index, pair.record) for pair in pairs if pair.quality and not pair.quality.dropped]
-    found = scan_findings(workspace, scannable, progress)
+    found = scan_findings(workspace, scannable, progress, executor)
     for pair in pairs:
         pair.findings = found.get(pair.pair_index, [])
 
@@ -318,12 +320,12 @@ def _sample(pairs: list[PairAnalysis], size: int) -> list[PairAnalysis]:
 
 def validate_dataset(path: str | Path, workspace: Workspace, min_confidence: float = 0.6,
                      sample_size: int = SAMPLE_SIZE, tokenizer_model: str | None = None,
-                     progress: ProgressFn = no_progress, record_run: bool = True
+                     progress: ProgressFn = no_progress, record_run: bool = True, executor=None
                      ) -> tuple[ValidationReport, DatasetAnalysis]:
     """Validate `path`, queue its flagged pairs (and a sample) for review and, with `record_run`, record the run
     in the workspace's history (a page re-rendering after each review decision passes False)."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    analysis = analyze_dataset(path, workspace, min_confidence, tokenizer_model, progress)
+    analysis = analyze_dataset(path, workspace, min_confidence, tokenizer_model, progress, executor)
     report = build_report(analysis)
     dataset = str(analysis.path)
     flagged = [(pair.pair_hash, pair.pair_index, "flagged") for pair in analysis.pairs

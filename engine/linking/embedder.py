@@ -23,6 +23,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -284,14 +286,65 @@ class EmbedStats:
     runtime: str | None = None  # "numpy" or "torch" when anything was embedded
 
 
+def embed_part(embedder, texts: list[str]) -> tuple[list[int], np.ndarray]:
+    """The pure step of embedding: each text's window count (before the MAX_CHUNKS cap) and the vectors of its
+    first MAX_CHUNKS windows, all texts' rows concatenated in order."""
+    pieces = embedder.chunk(texts)
+    flat = [piece for chunks in pieces for piece in chunks[:MAX_CHUNKS]]
+    encoded = embedder.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+    return [len(chunks) for chunks in pieces], encoded
+
+
+def embed_parts(embedder, parts: list[list[str]]) -> list[tuple[list[int], np.ndarray]]:
+    """`embed_part` over a batch of parts; `embedder` may be an EmbedderSpec (what a Ray worker is sent)."""
+    if isinstance(embedder, EmbedderSpec):
+        embedder = embedder.build()
+    return [embed_part(embedder, part) for part in parts]
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What a worker process needs to rebuild the driver's embedder: the model, its folder and the runtime the
+    driver chose for the job (so every process encodes with the same runtime and gives the same vectors)."""
+
+    model_id: str
+    location: str
+    runtime: str
+
+    def build(self) -> SentenceEmbedder:
+        if self not in _BUILT:
+            threads = os.environ.get("OMP_NUM_THREADS", "")  # Ray sets it to the CPUs a task was given
+            if self.runtime == "onnx" and self.location not in _LOADED_ONNX and threads.isdigit():
+                from engine.linking import onnx_bert
+
+                # as many threads as the task has CPUs (the vectors are the same for any thread count)
+                _LOADED_ONNX[self.location] = onnx_bert.OnnxBert(self.location, threads=int(threads))
+            embedder = SentenceEmbedder(model_id=self.model_id, location=self.location)
+            embedder.model_id, embedder._runtime = self.model_id, self.runtime
+            _BUILT[self] = embedder
+        return _BUILT[self]
+
+
+_BUILT: dict[EmbedderSpec, SentenceEmbedder] = {}
+
+
+def portable_embedder(embedder):
+    """An embedder as it travels to a worker: a SentenceEmbedder as its EmbedderSpec (models are loaded there,
+    once per process), any other embedder (a test's) as itself."""
+    if isinstance(embedder, SentenceEmbedder):
+        return EmbedderSpec(embedder.model_id, embedder.location, embedder.runtime)
+    return embedder
+
+
 def embed_cached(
     conn: sqlite3.Connection, embedder, texts: dict[str, str], progress: ProgressFn = no_progress,
-    stats: EmbedStats | None = None, transaction: Callable | None = None,
+    stats: EmbedStats | None = None, transaction: Callable | None = None, executor=None,
 ) -> dict[str, np.ndarray]:
     """Vectors for `texts` (content hash -> text): cached ones read, missing ones chunked, embedded and stored.
 
     `embedder` needs `model_id`, `chunk(texts) -> list[list[str]]` and `encode(texts) -> array`; `transaction`
-    (e.g. `workspace.transaction`) wraps each stored batch so an interrupted run keeps what it embedded."""
+    (e.g. `workspace.transaction`) wraps each stored batch so an interrupted run keeps what it embedded;
+    `executor` (engine.executor, default local) runs the embedding of each part of 512 texts (`embed_part`)."""
     stats = stats if stats is not None else EmbedStats()
     started = time.perf_counter()
     hashes = list(texts)
@@ -303,15 +356,20 @@ def embed_cached(
     missing.sort(key=lambda digest: len(texts[digest]), reverse=True)
     if missing and hasattr(embedder, "prepare"):
         stats.runtime = embedder.prepare(len(missing))
-    for start in range(0, len(missing), _STORE_EVERY):
-        part = missing[start:start + _STORE_EVERY]
-        pieces = embedder.chunk([texts[digest][:MAX_EMBED_CHARS] for digest in part])
-        capped = [len(chunks) > MAX_CHUNKS or len(texts[digest]) > MAX_EMBED_CHARS
-                  for digest, chunks in zip(part, pieces, strict=True)]
+    from engine.executor import LOCAL
+
+    executor = executor or LOCAL
+    parts = [missing[start:start + _STORE_EVERY] for start in range(0, len(missing), _STORE_EVERY)]
+    step = partial(embed_parts, embedder if executor.name == "local" else portable_embedder(embedder))
+    encoded_parts = executor.imap_batches(step, [[texts[digest][:MAX_EMBED_CHARS] for digest in part]
+                                                 for part in parts], 1)
+    for start, part, (counts, encoded) in zip(range(0, len(missing), _STORE_EVERY), parts,
+                                              (result for batch in encoded_parts for result in batch), strict=True):
+        capped = [count > MAX_CHUNKS or len(texts[digest]) > MAX_EMBED_CHARS
+                  for digest, count in zip(part, counts, strict=True)]
         stats.capped_texts += sum(capped)
-        pieces = [chunks[:MAX_CHUNKS] for chunks in pieces]
-        flat = [piece for chunks in pieces for piece in chunks]
-        encoded = embedder.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        pieces = [range(min(count, MAX_CHUNKS)) for count in counts]
+        flat = [index for chunks in pieces for index in chunks]
         rows, offset = [], 0
         for digest, chunks in zip(part, pieces, strict=True):
             block = encoded[offset:offset + len(chunks)]
@@ -353,10 +411,29 @@ def _shingles(text: str) -> list[bytes]:
             for index in range(len(words) - _SHINGLE_WORDS + 1)]
 
 
-def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> dict[str, int]:
+SIGNATURE_BATCH = 2000  # texts per mapped batch of MinHash signatures
+
+
+def minhash_signatures(texts: list[str]) -> list[np.ndarray]:
+    """The MinHash hash values of each text's word shingles (the pure, parallel part of near-duplicate collapse)."""
+    from datasketch import MinHash
+
+    signatures = []
+    for text in texts:
+        minhash = MinHash(num_perm=_NUM_PERM, seed=1, scheme=_SCHEME)
+        minhash.update_batch(_shingles(text))
+        signatures.append(minhash.hashvalues)
+    return signatures
+
+
+def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPLICATE_THRESHOLD,
+                          executor=None) -> dict[str, int]:
     """Give every knowledge item without a group a representative (itself, or an earlier near-identical item of
-    the same type and app). Documents are never merged. Runs inside the caller's transaction; returns counts."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    the same type and app). Documents are never merged. Runs inside the caller's transaction; returns counts.
+    `executor` (engine.executor, default local) computes the signatures; grouping them stays in order here."""
+    from datasketch import LeanMinHash, MinHashLSH
+
+    from engine.executor import LOCAL
 
     new_rows = conn.execute(
         "SELECT k.id, k.knowledge_type, k.app_name, k.text FROM knowledge k"
@@ -378,13 +455,14 @@ def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPL
         signatures[knowledge_id] = signature
         lsh.insert(f"{knowledge_type}|{app_name}|{knowledge_id}", signature)
     merged, rows = 0, []
-    for knowledge_id, knowledge_type, app_name, text in new_rows:
+    # lazily per batch on the local executor: a big first run never holds every signature at once
+    computed = chain.from_iterable((executor or LOCAL).imap_batches(
+        minhash_signatures, [row[3] for row in new_rows if row[1] != "document"], SIGNATURE_BATCH))
+    for knowledge_id, knowledge_type, app_name, _ in new_rows:
         if knowledge_type == "document":
             rows.append((knowledge_id, knowledge_id, None))
             continue
-        minhash = MinHash(num_perm=_NUM_PERM, seed=1, scheme=_SCHEME)
-        minhash.update_batch(_shingles(text))
-        signature = LeanMinHash(minhash)
+        signature = LeanMinHash(seed=1, hashvalues=next(computed), scheme=_SCHEME)
         prefix = f"{knowledge_type}|{app_name}|"
         best, best_similarity = None, threshold
         for key in lsh.query(signature):
@@ -392,7 +470,9 @@ def group_near_duplicates(conn: sqlite3.Connection, threshold: float = NEAR_DUPL
                 continue
             candidate = int(key.rsplit("|", 1)[1])
             similarity = signature.jaccard(signatures[candidate])
-            if similarity >= best_similarity:
+            # the most similar; among equals the earliest: the LSH returns its matches in an order that changes
+            # from process to process (string hashing), and the grouping must not
+            if similarity > best_similarity or (similarity == best_similarity and (best is None or candidate < best)):
                 best, best_similarity = candidate, similarity
         if best is None:
             signatures[knowledge_id] = signature

@@ -189,7 +189,7 @@ class CandidateTable:
 
 def candidate_table(conn, embedder, commits: list[dict], items: list[dict], window_days: float,
                     progress: ProgressFn = no_progress, stats: EmbedStats | None = None,
-                    transaction=None) -> CandidateTable:
+                    transaction=None, executor=None) -> CandidateTable:
     """Candidates of every commit (time window, plus timeless items by meaning) and their FEATURES, embedding only
     the commits and items that have a candidate."""
     stats = stats if stats is not None else EmbedStats()
@@ -202,7 +202,7 @@ def candidate_table(conn, embedder, commits: list[dict], items: list[dict], wind
     wanted_items = sorted(set(timed.cols.tolist()) | set(timeless))
     progress("embedding", 0, None)
     item_vectors = embed_cached(conn, embedder, {items[i]["content_hash"]: items[i]["text"] for i in wanted_items},
-                                progress, stats, transaction)
+                                progress, stats, transaction, executor)
     messages = [commits[row]["message"].strip() for row in wanted_commits]
     # the first window of each message (an embedder without `head` gives its first chunk)
     heads = (embedder.head(messages) if hasattr(embedder, "head")
@@ -213,7 +213,7 @@ def candidate_table(conn, embedder, commits: list[dict], items: list[dict], wind
              for row in wanted_commits}
     short_texts = [*heads, *subjects.values(), *(titles[i] for i in wanted_items if titles[i])]
     short_vectors = embed_cached(conn, embedder, {text_hash(text): text for text in short_texts if text}, progress,
-                                 stats, transaction)
+                                 stats, transaction, executor)
     dim = next(iter(item_vectors.values())).shape[1] if item_vectors else 384
 
     def vector(text: str) -> np.ndarray:
@@ -299,14 +299,14 @@ def best_links(table: CandidateTable, model: LinkModel, keep: int) -> Scored:
 
 def seed_links(conn, embedder, config: PipelineConfig, mode: str, commits: list[dict], items: list[dict],
                model: LinkModel | None, keep: int, progress: ProgressFn = no_progress, stats: EmbedStats | None = None,
-               transaction=None) -> Scored:
+               transaction=None, executor=None) -> Scored:
     """The seeds' semantic or hybrid matcher; confidences calibrated by `model` (None: the raw seed scores)."""
     stats = stats if stats is not None else EmbedStats()
     knowledge_vectors = embed_cached(conn, embedder, {item["content_hash"]: item["text"] for item in items},
-                                     progress, stats, transaction)
+                                     progress, stats, transaction, executor)
     messages = [commit["message"].strip() for commit in commits]
     message_vectors = embed_cached(conn, embedder, {text_hash(text): text for text in messages}, progress, stats,
-                                   transaction)
+                                   transaction, executor)
     keywords = normalized_keywords(config.get("linking.keywords"))
     vocabulary = {word: index for index, word in enumerate(sorted(keywords))}
     commit_keywords = [keyword_set(commit["message"], keywords) for commit in commits]
@@ -354,10 +354,12 @@ def link(
     config: PipelineConfig, workspace_path: Path, mode: str | None = None, min_confidence: float | None = None,
     top_k: int | None = None, progress: ProgressFn = no_progress, *, embedder=None,
     candidates: int = DEFAULT_CANDIDATES, write_outputs: bool = True, model: LinkModel | None = None,
+    executor=None,
 ) -> LinkResult:
     """Link the workspace's commits to its knowledge; store the run; write the pairs. `embedder` overrides the
     configured model (tests pass a fake); `candidates` is how many scored links are kept per commit; `model` the
-    link model (default: the shipped one)."""
+    link model (default: the shipped one); `executor` (engine.executor, default local) computes the near-duplicate
+    signatures and the embeddings, while every write stays here."""
     mode, min_confidence, top_k = _settings(config, mode, min_confidence, top_k)
     candidates = max(candidates, top_k)
     model = model or load_model()
@@ -372,7 +374,7 @@ def link(
                                "git_repo has commits touching code_extensions files.")
         progress("grouping near-duplicate screens", 0, None)
         with workspace.transaction(conn):
-            group_near_duplicates(conn)
+            group_near_duplicates(conn, executor=executor)
         merged_total = conn.execute(
             "SELECT COUNT(*) FROM knowledge_groups WHERE knowledge_id != representative_id").fetchone()[0]
         items = _representatives(conn)
@@ -386,13 +388,13 @@ def link(
         stats = EmbedStats()
         if mode == "best":
             table = candidate_table(conn, embedder, commits, items, float(config.get("linking.time_window_days")),
-                                    progress, stats, workspace.transaction)
+                                    progress, stats, workspace.transaction, executor)
             scored = best_links(table, model, candidates)
             seconds["embed"] = stats.seconds
             seconds["score"] = time.perf_counter() - clock - stats.seconds
         else:
             scored = seed_links(conn, embedder, config, mode, commits, items, model, candidates, progress, stats,
-                                 workspace.transaction)
+                                 workspace.transaction, executor)
             seconds["embed"] = stats.seconds
             seconds["score"] = time.perf_counter() - clock - stats.seconds
 
