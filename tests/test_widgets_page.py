@@ -109,6 +109,7 @@ def test_browser_keep_to_exclude_removes_the_widget_from_the_rebuilt_dataset(tmp
 
     if os.environ.get("WIDGETS_SCREENSHOT"):
         page.screenshot(path=os.environ["WIDGETS_SCREENSHOT"], full_page=True)
+    wait_for_app(page)  # the save's rerun has ended: a submit now is not swallowed by it
     page.get_by_label("Dataset name").fill("after_edit")
     page.get_by_role("button", name="Build dataset").click()
     expect(page.get_by_text("excluded by the strategy").first).to_be_visible(timeout=20_000)

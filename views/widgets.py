@@ -192,7 +192,8 @@ else:
         disabled=["widget", "total tokens", "widget tokens", "note"],
         column_config={"action": st.column_config.SelectboxColumn("action", options=["keep", "exclude", "trim"],
                                                                   required=True)},
-        key="strategy_editor",
+        # a new key after each save: the grid starts from the saved strategy instead of syncing its old edits
+        key=f"strategy_editor_{st.session_state.get('strategy_saves', 0)}",
     )
     changes = {row["widget"]: row["action"] for row in edited.to_dict("records")
                if row["action"] != overview.strategy["strategy"][row["widget"]]["action"]}
@@ -205,7 +206,7 @@ else:
         else:
             counts = ", ".join(f"{n} {action}" for action, n in saved["summary"].items())
             st.session_state["strategy_notice"] = f"Saved the strategy: {counts}."
-            st.session_state.pop("strategy_editor", None)
+            st.session_state["strategy_saves"] = st.session_state.get("strategy_saves", 0) + 1
             st.rerun()
 if notice := st.session_state.get("strategy_notice"):
     st.success(escape_markdown(notice))
