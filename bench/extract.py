@@ -21,8 +21,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from engine.config import PipelineConfig
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 from engine.extract import extract
-from engine.sources.screenpipe_builder import ScreenpipeWriter
 
 OUT = Path(__file__).parent / "out"
 APPS = [("Google Chrome", "Issue #{n} · acme/api"), ("Code", "handler_{n}.py — api"), ("iTerm2", "pytest — api"),

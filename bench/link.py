@@ -46,8 +46,8 @@ def _add_frames(db: Path, count: int, batch: int) -> None:
     """`count` new frames after the last one: ten captures each of count / 10 new screens (new text per batch)."""
     import sqlite3
 
+    from engine.demo.screenpipe_builder import ScreenpipeWriter
     from engine.sources.screenpipe import parse_screenpipe_timestamp
-    from engine.sources.screenpipe_builder import ScreenpipeWriter
 
     with sqlite3.connect(db) as conn:
         last = parse_screenpipe_timestamp(conn.execute("SELECT MAX(timestamp) FROM frames").fetchone()[0])

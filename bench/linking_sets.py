@@ -93,7 +93,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "engine" / "sources" / "screenpipe_schema.sql"
+SCHEMA = ROOT / "engine" / "demo" / "screenpipe_schema.sql"
 SCORER = Path("/work/shared/datasets/linking-dev/score.py")
 CODE_EXTENSIONS = [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"]
 MIN_CODE_LINES = 5

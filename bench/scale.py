@@ -54,7 +54,7 @@ def _sentence(rng: random.Random, topic: str, length: int) -> str:
 
 def build_world(root: Path, members: int, screens: int, commits: int) -> None:
     """`members` members, each with `screens` distinct screens (2-6 captures each) and `commits` commits."""
-    from engine.sources.screenpipe_builder import ScreenpipeWriter
+    from engine.demo.screenpipe_builder import ScreenpipeWriter
 
     rng = random.Random(100)
     staging = root.with_name(root.name + ".partial")

@@ -5,7 +5,7 @@ Needs a fresh clone (or bare mirror) of github.com/screenpipe/screenpipe. For ea
 two databases outside this repository (default /work/corpora/screenpipe-eras/):
 - real: every migration file on screenpipe's main branch at that date, applied in the order the files reached
   main (then version order), each read from the commit where it first appeared, as an updated install got them;
-- ours: engine.sources.screenpipe_history.ScreenpipeAt(path, date).
+- ours: engine.demo.screenpipe_history.ScreenpipeAt(path, date).
 It compares the tables the reader uses (columns, order, types, NOT NULL, defaults, primary keys), then writes the
 same rows into both with ScreenpipeAt's insert methods (into the real one without migrating it) and checks that
 `extract` stores the same knowledge, source ids and speaker ids from both. Exit status 1 on any difference.
@@ -22,8 +22,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from engine.config import PipelineConfig
+from engine.demo.screenpipe_history import ScreenpipeAt
 from engine.extract import extract
-from engine.sources.screenpipe_history import ScreenpipeAt
 
 DATES = ["2024-08-10", "2024-09-10", "2024-12-09", "2025-03-15", "2026-02-25", "2026-03-10", "2026-03-15"]
 TABLES = ["video_chunks", "frames", "ocr_text", "audio_chunks", "audio_transcriptions", "speakers", "ui_monitoring",

@@ -20,16 +20,16 @@ import zipfile
 from pathlib import Path
 
 from engine.dataset.tokens import get_tokenizer
-from engine.widgets import WidgetPaths
-from engine.widgets.apple_format import serialize_example
-from engine.widgets.code import join_code
-from engine.widgets.dataset import create_dataset
-from engine.widgets.download import DownloadLimits, download_widgets
-from engine.widgets.evaluate import evaluate_training_data, load_widget_sources
-from engine.widgets.manifest import load_manifest
-from engine.widgets.prompts import generate_prompts
-from engine.widgets.report import read_report, write_report
-from engine.widgets.training_config import build_example, load_training_config
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.apple_format import serialize_example
+from engine.uebersicht.code import join_code
+from engine.uebersicht.dataset import create_dataset
+from engine.uebersicht.download import DownloadLimits, download_widgets
+from engine.uebersicht.evaluate import evaluate_training_data, load_widget_sources
+from engine.uebersicht.manifest import load_manifest
+from engine.uebersicht.prompts import generate_prompts
+from engine.uebersicht.report import read_report, write_report
+from engine.uebersicht.training_config import build_example, load_training_config
 from tests.widget_fixtures import LoopbackServer, zip_bytes
 
 WORDS = "date battery cpu memory weather spotify network disk uptime calendar".split()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, StudioError
-from engine.store import output_target, write_atomic
+from engine.files import output_target, write_atomic
 
 DEFAULTS: dict[str, Any] = {
     "paths": {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.config import PipelineConfig
 from engine.errors import SourceError, StudioError
 from engine.executor import LOCAL
@@ -168,7 +169,7 @@ def extract(
     readers = check_sources(config)
     workspace = Workspace.open(workspace_path)
     conn = workspace.connect()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = now_iso("seconds")
     run_id = conn.execute(
         "INSERT INTO extract_runs(started_at, status) VALUES (?, 'running')", (now,)
     ).lastrowid
@@ -261,7 +262,7 @@ def extract(
         )
         conn.execute(
             "UPDATE extract_runs SET finished_at = ?, status = 'ok', report_json = ? WHERE id = ?",
-            (datetime.now(timezone.utc).isoformat(timespec="seconds"), json.dumps(result.to_dict()), run_id),
+            (now_iso("seconds"), json.dumps(result.to_dict()), run_id),
         )
         return result
     except BaseException as exc:
@@ -270,7 +271,7 @@ def extract(
         error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {safe_sqlite_message(exc)}"
         conn.execute(
             "UPDATE extract_runs SET finished_at = ?, status = 'failed', report_json = ? WHERE id = ?",
-            (datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            (now_iso("seconds"),
              json.dumps({"error": error, "sources": [r.to_dict() for r in reports]}), run_id),
         )
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):

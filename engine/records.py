@@ -4,14 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-
-
-def iso_utc(moment: datetime) -> str:
-    """The one timestamp shape the workspace stores."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass(slots=True)

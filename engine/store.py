@@ -11,13 +11,11 @@ import contextlib
 import importlib
 import os
 import pkgutil
-import secrets
 import sqlite3
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.errors import StudioError, WorkspaceError
+from engine.errors import WorkspaceError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
 DB_NAME = "studio.db"
@@ -190,76 +188,3 @@ def _split_sql(sql: str) -> list[str]:
     if buffer.strip():
         statements.append(buffer.strip())
     return statements
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "regular file"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
-
-
-def output_target(path: str | os.PathLike) -> Path:
-    """The regular file a write to `path` replaces: `path` itself, or what a symlink there points to (the write goes
-    through the link, which stays). StudioError when that is a folder, device, FIFO or socket, or when something
-    on the way to it is not a folder, so nothing is replaced and no folder is created beside such a thing."""
-    path = Path(path).expanduser()
-    target = path.resolve() if path.is_symlink() else path
-    try:
-        mode = os.stat(target).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        mode = None
-    except OSError as exc:
-        raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise StudioError(f"{path} is a {_file_kind(mode)}, not a regular file; give the path of a file to write.")
-    for folder in target.parents:
-        try:
-            mode = os.stat(folder).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
-        if not stat.S_ISDIR(mode):
-            raise StudioError(f"{path} cannot be written: {folder} is a {_file_kind(mode)}, not a folder.")
-        break
-    return target
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file users rely on atomically: a temp file in the same folder, fsync, then rename. Only a regular
-    file is ever replaced (see `output_target`). A new file gets the permissions the umask allows (teammates can
-    read an export when the umask says so); a replaced file keeps its own."""
-    target = output_target(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        keep_mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        keep_mode = None
-    payload = data if isinstance(data, bytes) else data.encode("utf-8")
-    while True:
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if keep_mode is not None:
-                os.fchmod(handle.fileno(), keep_mode)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -99,7 +99,7 @@ def sample_frames(count: int, start: datetime = BASE_TIME, seed: int = 0) -> lis
 
 
 def write_screenpipe(path: Path, frames: list[dict], era: str = "current", audio: list[tuple] = ()) -> Path:
-    from engine.sources.screenpipe_builder import ScreenpipeWriter
+    from engine.demo.screenpipe_builder import ScreenpipeWriter
 
     with ScreenpipeWriter(path, era=era) as writer:
         for frame in frames:

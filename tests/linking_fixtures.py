@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from engine.sources.screenpipe_builder import ScreenpipeWriter
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Dana Dev", "GIT_AUTHOR_EMAIL": "dana@example.com",

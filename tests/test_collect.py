@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import demo_content as story
 from engine.__main__ import main
 from engine.collect import CollectError, collect, dedup_cleanup, export_training, quality_check
 from engine.collect.commits import message_rejection
@@ -24,6 +23,7 @@ from engine.collect.examples import content_hash
 from engine.config import PipelineConfig
 from engine.dataset.dedup import pair_hash
 from engine.dataset.review import record_decision
+from engine.demo import content as story
 from engine.errors import WorkspaceError
 from engine.store import Workspace
 

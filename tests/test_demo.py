@@ -12,8 +12,8 @@ from pathlib import Path
 import git
 import pytest
 
-from engine import demo_content as story
 from engine.demo import CONFIG_NAME, GROUND_TRUTH_NAME, PIPELINE_CONFIG, build_demo, is_complete
+from engine.demo import content as story
 from engine.errors import StudioError
 
 TABLES = {

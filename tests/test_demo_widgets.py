@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.demo import build_demo
-from engine.widgets.apple_format import validate_jsonl
+from engine.uebersicht.apple_format import validate_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from engine.__main__ import main
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 from engine.sources import screenpipe as screenpipe_module
 from engine.sources.screenpipe import ScreenpipeReader
-from engine.sources.screenpipe_builder import ScreenpipeWriter
 from tests.conftest import BASE_TIME, sample_frames
 
 SECRET = "AKIAQWERTYUIOPASDF7Z"  # an AWS access key id shape: findable by grep, flagged by the sensitive scanner
@@ -382,7 +382,7 @@ def test_an_output_file_that_is_not_a_regular_file_is_refused_when_the_config_lo
 
 def test_write_atomic_refuses_devices_and_folders_on_the_way(tmp_path):
     from engine.errors import StudioError
-    from engine.store import write_atomic
+    from engine.files import write_atomic
 
     device = make_node(tmp_path / "null", "device")
     with pytest.raises(StudioError, match="is a device, not a regular file"):
@@ -653,8 +653,8 @@ class Redirector:
 
 
 def test_redirects_are_followed_within_the_host_only(tmp_path):
-    from engine.widgets.download import DownloadLimits, download_widgets
-    from engine.widgets.manifest import parse_manifest
+    from engine.uebersicht.download import DownloadLimits, download_widgets
+    from engine.uebersicht.manifest import parse_manifest
 
     archive = write_zip(tmp_path / "w.zip", {"W.widget/index.jsx": "export const render = () => 1"}).read_bytes()
     server = Redirector(archive)

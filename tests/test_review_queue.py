@@ -65,7 +65,7 @@ def _example_row(workspace: Workspace, example_id: int):
 
 
 def test_every_source_is_in_one_queue_and_a_pair_found_twice_is_one_item(leaky_world, widget_world):
-    from engine.widgets.dataset import create_dataset
+    from engine.uebersicht.dataset import create_dataset
 
     config = leaky_world
     workspace = _mined(config)

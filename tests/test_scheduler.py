@@ -21,6 +21,7 @@ import pytest
 
 from engine.__main__ import main
 from engine.config import PipelineConfig
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 from engine.ops.scheduler import (
     JobBusyError,
     SchedulerError,
@@ -35,7 +36,6 @@ from engine.ops.scheduler import (
     submit_job,
 )
 from engine.ops.watcher import ChangeWatcher
-from engine.sources.screenpipe_builder import ScreenpipeWriter
 from tests.conftest import BASE_TIME, sample_frames
 
 ROOT = Path(__file__).resolve().parent.parent

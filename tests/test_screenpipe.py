@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 from engine.errors import SourceError
 from engine.extract import extract
 from engine.knowledge import content_hash
 from engine.sources.screenpipe import ScreenpipeReader, parse_screenpipe_timestamp
-from engine.sources.screenpipe_builder import ScreenpipeWriter
 from engine.store import Workspace
 from tests.conftest import BASE_TIME, sample_frames
 
@@ -199,7 +199,7 @@ WRITER = """
 import sys, time
 from datetime import datetime, timedelta, timezone
 sys.path.insert(0, {root!r})
-from engine.sources.screenpipe_builder import ScreenpipeWriter
+from engine.demo.screenpipe_builder import ScreenpipeWriter
 start = datetime(2026, 3, 3, tzinfo=timezone.utc)
 with ScreenpipeWriter({db!r}) as writer:
     for i in range(400):

@@ -1,5 +1,5 @@
 """Every screenpipe era from 2024-08 to today, in databases migrated the way screenpipe migrated them and filled
-the way that era's insert code filled them (engine.sources.screenpipe_history; bench/screenpipe_eras.py checks
+the way that era's insert code filled them (engine.demo.screenpipe_history; bench/screenpipe_eras.py checks
 those builders against screenpipe's own migration files). Each era extracts with the right rows, times, apps,
 windows, speaker ids and source ids."""
 
@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from engine.clock import iso_utc
 from engine.config import PipelineConfig
+from engine.demo.screenpipe_history import ScreenpipeAt
 from engine.extract import extract
-from engine.records import iso_utc
 from engine.sources.screenpipe import ScreenpipeReader
-from engine.sources.screenpipe_history import ScreenpipeAt
 
 START = datetime(2024, 8, 10, 9, 0, 0, tzinfo=timezone.utc)
 WINDOWS = [("Code", "client.py — weatherly"), ("Google Chrome", "Issue #42 · retry on 503 · acme/weatherly"),

@@ -169,7 +169,7 @@ def widget_world(tmp_path):
 
 
 def test_a_token_in_a_widgets_code_is_held_until_reviewed(widget_world, tmp_path, capsys):
-    from engine.widgets.dataset import create_dataset
+    from engine.uebersicht.dataset import create_dataset
 
     paths = widget_world
     workspace = Workspace.open(tmp_path / "ws")
@@ -195,7 +195,7 @@ def test_a_token_in_a_widgets_code_is_held_until_reviewed(widget_world, tmp_path
 
 def test_widget_review_decisions_keep_or_drop(widget_world, tmp_path):
     from engine.dataset.review import record_decision
-    from engine.widgets.dataset import create_dataset, held_widgets
+    from engine.uebersicht.dataset import create_dataset, held_widgets
 
     paths = widget_world
     workspace = Workspace.open(tmp_path / "ws")
@@ -210,7 +210,7 @@ def test_widget_review_decisions_keep_or_drop(widget_world, tmp_path):
 
 
 def test_without_a_workspace_a_flagged_widget_is_held(widget_world):
-    from engine.widgets.dataset import create_dataset
+    from engine.uebersicht.dataset import create_dataset
 
     report = create_dataset(widget_world, "v3")
     assert [widget_id for widget_id, _ in report.held] == ["clock"]
@@ -218,7 +218,7 @@ def test_without_a_workspace_a_flagged_widget_is_held(widget_world):
 
 
 def test_review_of_an_unknown_widget_is_one_sentence(widget_world, tmp_path, capsys):
-    from engine.widgets.dataset import create_dataset
+    from engine.uebersicht.dataset import create_dataset
 
     create_dataset(widget_world, "v4")
     code = main(["review", "--widget-set", str(widget_world.datasets / "v4"), "--workspace", str(tmp_path / "ws"),

@@ -9,8 +9,8 @@ import pytest
 
 from engine.__main__ import main
 from engine.errors import StudioError
-from engine.widgets.download import DownloadLimits, download_widgets, extract_archive_safely
-from engine.widgets.manifest import load_manifest, normalize_download_url, parse_manifest, select_widgets
+from engine.uebersicht.download import DownloadLimits, download_widgets, extract_archive_safely
+from engine.uebersicht.manifest import load_manifest, normalize_download_url, parse_manifest, select_widgets
 from tests.widget_fixtures import LoopbackServer, build_gallery, tree, write_manifest, zip_bytes
 
 LIMITS = DownloadLimits(max_expanded_bytes=1024 * 1024, timeout=5, retries=2, backoff=0.05, allow_loopback=True)
@@ -198,8 +198,8 @@ def test_background_download_job_reports_progress_until_done(tmp_path):
     import os
     import time
 
-    from engine.widgets import WidgetPaths
-    from engine.widgets.jobs import download_job, progress_path, start_download_job
+    from engine.uebersicht import WidgetPaths
+    from engine.uebersicht.jobs import download_job, progress_path, start_download_job
 
     built = build_gallery(tmp_path / "widgets" / "served", "served", extra_small=2)
     paths = WidgetPaths.under(tmp_path / "widgets")
@@ -223,7 +223,7 @@ def test_background_download_job_reports_progress_until_done(tmp_path):
 
 
 def test_saving_an_uploaded_manifest_checks_it_first(tmp_path):
-    from engine.widgets.manifest import save_manifest
+    from engine.uebersicht.manifest import save_manifest
 
     with pytest.raises(StudioError, match="The uploaded manifest is not JSON"):
         save_manifest(b"\xff\xfe not json", tmp_path / "widget_list.json")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.widgets import WidgetPaths
-from engine.widgets.evaluate import evaluate_training_data
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.evaluate import evaluate_training_data
 from tests.page_text import shown
 from tests.test_widgets_pipeline import prepare
 
@@ -121,7 +121,7 @@ def test_browser_keep_to_exclude_removes_the_widget_from_the_rebuilt_dataset(tmp
 def test_download_button_runs_in_the_background_and_the_page_refreshes(tmp_path, monkeypatch):
     import time
 
-    from engine.widgets.jobs import download_job
+    from engine.uebersicht.jobs import download_job
     from tests.widget_fixtures import build_gallery, write_manifest
 
     built = build_gallery(tmp_path / "ws" / "widgets" / "served", "served", extra_small=1)

@@ -11,16 +11,16 @@ import pytest
 from engine.__main__ import main
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import StudioError
-from engine.widgets import WidgetPaths
-from engine.widgets.apple_format import example_problems, line_problems, serialize_example, validate_jsonl
-from engine.widgets.code import join_code, load_widget_code
-from engine.widgets.dataset import assign_splits, create_dataset, split_counts
-from engine.widgets.download import DownloadLimits, download_widgets
-from engine.widgets.evaluate import evaluate_training_data, set_actions
-from engine.widgets.manifest import load_manifest
-from engine.widgets.prompts import generate_prompts, is_hand_edited, read_prompt, save_prompt
-from engine.widgets.report import read_report, write_report
-from engine.widgets.training_config import TrainingConfig, build_example
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.apple_format import example_problems, line_problems, serialize_example, validate_jsonl
+from engine.uebersicht.code import join_code, load_widget_code
+from engine.uebersicht.dataset import assign_splits, create_dataset, split_counts
+from engine.uebersicht.download import DownloadLimits, download_widgets
+from engine.uebersicht.evaluate import evaluate_training_data, set_actions
+from engine.uebersicht.manifest import load_manifest
+from engine.uebersicht.prompts import generate_prompts, is_hand_edited, read_prompt, save_prompt
+from engine.uebersicht.report import read_report, write_report
+from engine.uebersicht.training_config import TrainingConfig, build_example
 from tests.widget_fixtures import build_gallery, write_manifest
 
 LIMIT = 1500  # small enough that the fixtures' big widgets exceed it

@@ -13,14 +13,14 @@ import streamlit as st
 from engine.errors import StudioError
 from engine.settings import active_workspace
 from engine.store import Workspace
-from engine.widgets import WidgetPaths
-from engine.widgets.dataset import SPLITS, create_dataset
-from engine.widgets.evaluate import DEFAULT_MAX_TOKENS, evaluate_training_data, set_actions
-from engine.widgets.jobs import download_job, start_download_job
-from engine.widgets.manifest import ManifestError, ManifestMissingError, load_manifest, save_manifest
-from engine.widgets.prompts import generate_prompts, read_prompt, save_prompt
-from engine.widgets.report import read_report, write_report
-from engine.widgets.status import list_datasets, strategy_rows, widget_overview
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.dataset import SPLITS, create_dataset
+from engine.uebersicht.evaluate import DEFAULT_MAX_TOKENS, evaluate_training_data, set_actions
+from engine.uebersicht.jobs import download_job, start_download_job
+from engine.uebersicht.manifest import ManifestError, ManifestMissingError, load_manifest, save_manifest
+from engine.uebersicht.prompts import generate_prompts, read_prompt, save_prompt
+from engine.uebersicht.report import read_report, write_report
+from engine.uebersicht.status import list_datasets, strategy_rows, widget_overview
 from views.access import action_button, action_submit, can, refusal
 from views.ui import code_span, escape_markdown
 

@@ -145,7 +145,7 @@ def _run_collected(args: argparse.Namespace) -> int:
 
 def _run_widgets(args: argparse.Namespace) -> int:
     from engine.errors import StudioError
-    from engine.widgets.dataset import decide_widget, held_widgets
+    from engine.uebersicht.dataset import decide_widget, held_widgets
 
     workspace = _workspace(args)
     held = held_widgets(args.widget_set)

@@ -20,6 +20,7 @@ import threading
 from datetime import datetime, timezone
 
 from engine.cli import add_config_arguments, config_and_workspace
+from engine.clock import utc_now
 from engine.config import PipelineConfig
 from engine.ops.jobs import JOB_IDS
 from engine.ops.scheduler import (
@@ -134,7 +135,7 @@ def _start(config: PipelineConfig, workspace, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"event": kind, **data}, default=str), flush=True)
             return
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        stamp = utc_now().strftime("%H:%M:%S")
         if kind == "scheduled":
             text = (f"{data['job_id']}: every {_every(data['interval_minutes'])}, next {_when(data['next_run_at'])}"
                     if data["enabled"] else f"{data['job_id']}: disabled")

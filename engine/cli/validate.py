@@ -12,8 +12,9 @@ from pathlib import Path
 from engine.cli import CONFIG_HELP, WORKSPACE_HELP, number_in
 from engine.dataset.validate import validate_dataset
 from engine.executor import add_executor_arguments, executor_choice, open_executor
+from engine.files import output_target, write_atomic
 from engine.progress import TqdmProgress
-from engine.store import Workspace, output_target, resolve_workspace, write_atomic
+from engine.store import Workspace, resolve_workspace
 
 EXIT_UNRESOLVED = 3
 

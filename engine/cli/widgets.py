@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.cli import add_config_arguments, number_in, workspace_of
 from engine.progress import TqdmProgress
-from engine.widgets import WidgetPaths
+from engine.uebersicht import WidgetPaths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -119,9 +119,9 @@ def _ids(text: str | None) -> list[str] | None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from engine.widgets.download import DownloadLimits, download_widgets
-    from engine.widgets.jobs import FileProgress
-    from engine.widgets.manifest import load_manifest, read_widget_file, select_widgets
+    from engine.uebersicht.download import DownloadLimits, download_widgets
+    from engine.uebersicht.jobs import FileProgress
+    from engine.uebersicht.manifest import load_manifest, read_widget_file, select_widgets
 
     paths = paths_from_args(args)
     manifest = load_manifest(paths.manifest)
@@ -153,8 +153,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from engine.widgets.manifest import load_manifest
-    from engine.widgets.report import write_report
+    from engine.uebersicht.manifest import load_manifest
+    from engine.uebersicht.report import write_report
 
     paths = paths_from_args(args)
     summary = write_report(load_manifest(paths.manifest), paths.downloads, paths.csv, paths.download_log)
@@ -164,8 +164,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_prompts(args: argparse.Namespace) -> int:
-    from engine.widgets.prompts import generate_prompts
-    from engine.widgets.report import read_report
+    from engine.uebersicht.prompts import generate_prompts
+    from engine.uebersicht.report import read_report
 
     paths = paths_from_args(args)
     report = generate_prompts(read_report(paths.csv), paths.downloads, paths.prompts, only=_ids(args.widgets))
@@ -178,7 +178,7 @@ def run_prompts(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from engine.widgets.evaluate import analyze_widget_sizes, evaluate_training_data
+    from engine.uebersicht.evaluate import analyze_widget_sizes, evaluate_training_data
 
     paths = paths_from_args(args)
     if args.widget_only:
@@ -207,7 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_create_dataset(args: argparse.Namespace) -> int:
     from engine.store import Workspace
-    from engine.widgets.dataset import create_dataset
+    from engine.uebersicht.dataset import create_dataset
 
     paths = paths_from_args(args)
     workspace = Workspace.open(workspace_of(args))  # whose review decisions apply to widgets holding secrets

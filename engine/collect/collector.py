@@ -15,9 +15,9 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.collect.commits import project_name, read_commit_examples
 from engine.collect.conversations import conversation_files, read_conversation_examples
 from engine.collect.docs import read_doc_examples
@@ -103,10 +103,6 @@ def resolve_sources(sources: str | list[str] | tuple[str, ...] | None, config: P
     return [name for name in COLLECT_SOURCES if name in sources]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
 def _sensitive_counts(workspace: Workspace, candidates: list[Example], progress: ProgressFn) -> list[int]:
     """Findings per candidate (secrets, PII) in every text of its record: each chat turn, prompt and answer, and
     its metadata (engine.dataset.gate), with scans cached in the workspace."""
@@ -181,7 +177,7 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
                                        {name: totals.get(name, 0) for name in COLLECT_SOURCES},
                                        time.perf_counter() - started, notes)
                 conn.execute("UPDATE collect_runs SET finished_at = ?, report_json = ? WHERE id = ?",
-                             (_now(), json.dumps(result.to_dict()), run_id))
+                             (now_iso(), json.dumps(result.to_dict()), run_id))
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"Storing the collected examples in {workspace.db_path} failed ({exc}); nothing "
                                  "was changed, so running collect again is safe.") from exc
@@ -207,7 +203,7 @@ def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Exampl
             continue
         kept.append((example, digest, quality, verdict))
     sensitive = _sensitive_counts(workspace, [example for example, *_ in kept], progress)
-    now = _now()
+    now = now_iso()
     rows = []
     for done, ((example, digest, quality, verdict), findings) in enumerate(zip(kept, sensitive, strict=True), 1):
         text = training_text(example.record, example.format)
@@ -220,7 +216,7 @@ def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Exampl
 
 
 def _store(conn: sqlite3.Connection, rows: list[tuple], tallies: dict[str, SourceTally], wanted: list[str]) -> int:
-    now = _now()
+    now = now_iso()
     run_id = conn.execute("INSERT INTO collect_runs(started_at, finished_at, sources_json, report_json)"
                           " VALUES (?, ?, ?, '{}')", (now, now, json.dumps(wanted))).lastrowid
     for row in rows:

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import iso_utc
 from engine.collect.examples import ROLES, CollectError, Example, Skip, malformed_reason
 from engine.dataset.jsonl import read_jsonl
 from engine.errors import shown_label
-from engine.records import iso_utc
 
 POSITIVE = frozenset({"positive", "good", "up", "thumbs_up", "thumbsup", "+1", "👍", "like", "liked", "helpful",
                       "correct", "accepted", "yes"})

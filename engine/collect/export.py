@@ -18,20 +18,19 @@ or the new one, never half of either.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.collect.examples import to_chat_line, to_completion_line
 from engine.config import TIERS, PipelineConfig
 from engine.dataset.gate import gate_records
 from engine.dataset.jsonl import dumps_line
 from engine.dataset.split import split_by_hash
+from engine.files import building_folder, write_atomic
 from engine.progress import ProgressFn, no_progress
-from engine.store import Workspace, write_atomic
+from engine.store import Workspace
 
 FOLDER = ("datasets", "collected")
 VALID_FRACTION = 0.1
@@ -48,22 +47,6 @@ def _balanced_splits(hashes: list[str]) -> dict[str, list[int]]:
     if not splits["train"] and len(splits["test"]) > 0:
         splits["train"].append(splits["test"].pop())
     return splits
-
-
-def _swap_in(staging: Path, folder: Path) -> None:
-    old = None
-    if folder.exists():
-        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        folder.rename(old)
-    try:
-        staging.rename(folder)
-    except OSError:
-        if old is not None and not folder.exists():
-            old.rename(folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def export_training(config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress) -> dict:
@@ -117,7 +100,7 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
                     "quality_tier": row["tier"], "quality_score": row["quality_score"],
                     "human_reviewed": bool(row["human_reviewed"]), "timestamp": row["source_time"]}
         native.setdefault(row["source"], []).append(dumps_line({**record, "metadata": metadata}))
-    exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    exported_at = now_iso("seconds")
     result = {
         "folder": str(folder), "written": False, "counts": dict.fromkeys(SPLITS, 0), "format": fmt,
         "mlx_format": "chat" if fmt == "chat" else "completions", "min_tier": min_tier, "examples": len(chosen),
@@ -133,9 +116,7 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
             shutil.rmtree(folder)  # a stale export would be trained on as if it were current
         return result
     splits = _balanced_splits([row["content_hash"] for row in chosen])
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.staging-", dir=folder.parent))
-    try:
+    with building_folder(folder) as staging:
         for name in SPLITS:
             if splits[name]:
                 write_atomic(staging / f"{name}.jsonl", "".join(lines[index] + "\n" for index in splits[name]))
@@ -147,11 +128,6 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
         result["written"] = True
         manifest = {key: value for key, value in result.items() if key != "folder"}
         write_atomic(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-        os.chmod(staging, 0o755)
-        _swap_in(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result
 
 

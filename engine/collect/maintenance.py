@@ -18,9 +18,9 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.collect.examples import instruction_view
 from engine.collect.scoring import score_example
 from engine.config import TIERS, PipelineConfig
@@ -31,10 +31,6 @@ from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
 
 BATCH = 2_000
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _batches(conn: sqlite3.Connection, columns: str, where: str = "1") -> Iterator[list[sqlite3.Row]]:
@@ -75,7 +71,7 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
                     changed += quality.tier != row["tier"]
             checked += len(rows)
             progress("quality check", checked, total)
-        checked_at = _now()
+        checked_at = now_iso()
         with workspace.transaction(conn):
             conn.executemany("UPDATE examples SET tier = ?, quality_score = ?, quality_reasons = ?, dropped = ?,"
                              " human_reviewed = ?, sensitive = ? WHERE id = ?", updates)

@@ -13,17 +13,18 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.dataset.jsonl import dumps_line
 from engine.dataset.quality import TIERS
 from engine.dataset.redact import redact_record
 from engine.dataset.split import split_by_hash
 from engine.dataset.validate import PairAnalysis, analyze_dataset
 from engine.errors import StudioError
+from engine.files import write_atomic
 from engine.progress import ProgressFn, no_progress
-from engine.store import Workspace, write_atomic
+from engine.store import Workspace
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -105,7 +106,7 @@ def export_dataset(path: str | Path, workspace: Workspace, name: str = "default"
     result = ExportResult(str(folder), counts, redacted, dict(excluded.most_common()), preview)
     summary = {key: value for key, value in result.to_dict().items() if key != "preview"}
     manifest = {**summary, "source": str(analysis.path), "min_tier": min_tier,
-                "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "format": "completions"}
+                "exported_at": now_iso("seconds"), "format": "completions"}
     # Every file's bytes first, so a problem in any of them leaves the folder as it was, not half-written.
     files = {f"{split_name}.jsonl": "".join(lines[i] + "\n" for i in splits[split_name]).encode("utf-8")
              for split_name in counts if counts[split_name]}

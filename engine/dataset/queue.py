@@ -167,7 +167,7 @@ def _widget_filename(path: str) -> str:
 
 
 def _widget_items(workspace: Workspace) -> list[QueueItem]:
-    """The widget examples a dataset build held for review (engine.widgets.dataset keeps them in the workspace)."""
+    """The widget examples a dataset build held for review (engine.uebersicht.dataset keeps them in the workspace)."""
     conn = workspace.connect()
     try:
         rows = conn.execute("SELECT key, dataset, origin, record_json FROM held_records WHERE source = 'widgets'"

@@ -25,9 +25,9 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from itertools import combinations
 
+from engine.clock import now_iso
 from engine.errors import StudioError
 from engine.store import Workspace
 
@@ -137,10 +137,6 @@ def default_reviewer() -> str:
         return "reviewer"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
 def _check(decision: str, reviewer: str) -> str:
     if decision not in DECISIONS:
         raise StudioError(f"A review decision is one of {', '.join(DECISIONS)}; got {decision!r}.")
@@ -163,7 +159,7 @@ def record_decision(workspace: Workspace, pair_hash: str, decision: str, reviewe
     _check_key(pair_hash)
     if settles and decision == "skip":
         raise StudioError("Settling an item needs good, bad or redact, not skip.")
-    made = Decision(pair_hash, decision, reviewer, _now(), note, settles)
+    made = Decision(pair_hash, decision, reviewer, now_iso(), note, settles)
     with workspace.transaction() as conn:
         conn.execute(
             "INSERT INTO review_decisions(pair_hash, decision, reviewer, decided_at, dataset, pair_index, note,"
@@ -180,7 +176,7 @@ def record_bulk(workspace: Workspace, items: Iterable[tuple[str, str | None, int
     (one undo takes it all back). Returns how many answers were recorded."""
     reviewer = _check(decision, reviewer)
     rows = []
-    batch, now = secrets.token_hex(8), _now()
+    batch, now = secrets.token_hex(8), now_iso()
     for key, dataset, index in dict.fromkeys(items):
         _check_key(key)
         rows.append((key, decision, reviewer, now, dataset, index, note, batch))
@@ -205,12 +201,12 @@ def undo_last(workspace: Workspace, reviewer: str) -> list[str]:
             return []
         if row["batch"] is None:  # recorded before actions had batches: one row is one action
             keys = [r[0] for r in conn.execute("SELECT pair_hash FROM review_decisions WHERE id = ?", (row["id"],))]
-            conn.execute("UPDATE review_decisions SET undone_at = ? WHERE id = ?", (_now(), row["id"]))
+            conn.execute("UPDATE review_decisions SET undone_at = ? WHERE id = ?", (now_iso(), row["id"]))
             return keys
         keys = [r[0] for r in conn.execute("SELECT pair_hash FROM review_decisions WHERE batch = ? AND reviewer = ?"
                                            " AND undone_at IS NULL ORDER BY id", (row["batch"], reviewer))]
         conn.execute("UPDATE review_decisions SET undone_at = ? WHERE batch = ? AND reviewer = ? AND undone_at IS NULL",
-                     (_now(), row["batch"], reviewer))
+                     (now_iso(), row["batch"], reviewer))
     return keys
 
 
@@ -242,7 +238,7 @@ def save_review_settings(workspace: Workspace, updated_by: str, *, answers_per_i
             raise StudioError(f"The guidelines are {len(guidelines):,} characters long; keep them under "
                               f"{MAX_GUIDELINES_CHARS:,}.")
         values["guidelines"] = guidelines
-    now = _now()
+    now = now_iso()
     with workspace.transaction() as conn:
         conn.executemany("INSERT INTO review_settings(name, value, updated_by, updated_at) VALUES (?, ?, ?, ?)"
                          " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_by = excluded.updated_by,"
@@ -390,7 +386,7 @@ def enqueue(workspace: Workspace, dataset: str, entries: list[tuple[str, int, st
                 "INSERT INTO review_queue(dataset, pair_hash, pair_index, reason, added_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(dataset, pair_hash) DO UPDATE SET pair_index = excluded.pair_index,"
                 " reason = CASE WHEN excluded.reason = 'flagged' THEN 'flagged' ELSE review_queue.reason END",
-                (dataset, pair_hash, pair_index, reason, _now()),
+                (dataset, pair_hash, pair_index, reason, now_iso()),
             )
         after = conn.execute("SELECT COUNT(*) FROM review_queue WHERE dataset = ?", (dataset,)).fetchone()[0]
     return after - before

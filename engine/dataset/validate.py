@@ -13,9 +13,9 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import now_iso
 from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
 from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
@@ -324,7 +324,7 @@ def validate_dataset(path: str | Path, workspace: Workspace, min_confidence: flo
                      ) -> tuple[ValidationReport, DatasetAnalysis]:
     """Validate `path`, queue its flagged pairs (and a sample) for review and, with `record_run`, record the run
     in the workspace's history (a page re-rendering after each review decision passes False)."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = now_iso("seconds")
     analysis = analyze_dataset(path, workspace, min_confidence, tokenizer_model, progress, executor)
     report = build_report(analysis)
     dataset = str(analysis.path)
@@ -338,7 +338,7 @@ def validate_dataset(path: str | Path, workspace: Workspace, min_confidence: flo
         conn.execute(
             "INSERT INTO validation_runs(dataset, started_at, finished_at, pairs, unresolved_pairs, report_json)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (dataset, started, datetime.now(timezone.utc).isoformat(timespec="seconds"), report.valid_pairs,
+            (dataset, started, now_iso("seconds"), report.valid_pairs,
              report.unresolved_pairs, json.dumps(report.to_dict())))
     return report, analysis
 
@@ -396,7 +396,7 @@ def save_uploaded_dataset(workspace: Workspace, filename: str, data: bytes) -> P
     """Keep an uploaded JSONL inside the workspace (uploads/<name>) so it can be validated, reviewed and exported
     like any other file; the name is reduced to safe characters."""
     from engine.errors import StudioError
-    from engine.store import write_atomic
+    from engine.files import write_atomic
 
     name = _UPLOAD_NAME.sub("_", Path(filename or "upload.jsonl").name).strip("._") or "upload"
     if not name.endswith(".jsonl"):

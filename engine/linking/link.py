@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from engine.clock import now_iso
 from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.linking import features as feature_module
@@ -445,7 +446,7 @@ def link(
 
 def _store_run(workspace, conn, mode, candidates, config, embedding_model, commits, items, scored: Scored,
                model: LinkModel) -> tuple[int, int]:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = now_iso("seconds")
     settings = {"mode": mode, "candidates": candidates,
                 "time_window_days": float(config.get("linking.time_window_days")),
                 "link_model": model.info.get("name", "link_model.json")}

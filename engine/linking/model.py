@@ -153,7 +153,7 @@ class LinkModel:
                 "info": self.info}
 
     def save(self, path: Path = MODEL_FILE) -> Path:
-        from engine.store import write_atomic
+        from engine.files import write_atomic
 
         write_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
         return Path(path)

@@ -34,6 +34,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MA
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from engine.clock import utc_now
 from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.ops.jobs import JOB_IDS, JOBS, summarize
@@ -57,10 +58,6 @@ class JobBusyError(SchedulerError):
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds") if moment else None
 
@@ -196,7 +193,7 @@ def configure_job(config: PipelineConfig, workspace_path: str | os.PathLike, job
             " interval_minutes = COALESCE(excluded.interval_minutes, interval_minutes),"
             " updated_at = excluded.updated_at",
             (job_id, None if enabled is None else int(enabled),
-             None if interval_minutes is None else float(interval_minutes), _iso(_now())),
+             None if interval_minutes is None else float(interval_minutes), _iso(utc_now())),
         )
     _log_line(store.workspace, f"{job_id}: settings changed ("
               + ", ".join(f"{key} {value}" for key, value in
@@ -218,7 +215,7 @@ _LOG_LOCK = threading.Lock()
 
 
 def _log_line(workspace: Workspace, message: str, run_log: Path | None = None) -> None:
-    line = f"{_iso(_now())} [pid {os.getpid()}] {message}\n"
+    line = f"{_iso(utc_now())} [pid {os.getpid()}] {message}\n"
     with _LOG_LOCK:
         for path in (workspace.path("logs", "scheduler.log"), run_log):
             if path is None:
@@ -270,7 +267,7 @@ def _fail_abandoned(conn: sqlite3.Connection, job_id: str | None = None, lock_he
                 continue
             marked += conn.execute(
                 "UPDATE job_runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
-                (_iso(_now()), f"The process running this job (pid {row['pid']}) stopped before it finished; "
+                (_iso(utc_now()), f"The process running this job (pid {row['pid']}) stopped before it finished; "
                                "its unfinished transaction was rolled back.", row["id"]),
             ).rowcount
     return marked
@@ -317,7 +314,7 @@ class _Run:
     def __init__(self, store: _Store, job_id: str, trigger: str, attempt: int, lock_handle):
         self.store, self.job_id, self.trigger, self.attempt = store, job_id, trigger, attempt
         self.lock_handle = lock_handle
-        self.started = _now()
+        self.started = utc_now()
         self.began = time.perf_counter()
         with store.connect() as conn:
             _fail_abandoned(conn, job_id, lock_held=True)
@@ -360,7 +357,7 @@ class _Run:
                 conn.execute(
                     "UPDATE job_runs SET status = ?, finished_at = ?, seconds = ?, result_json = ?, error = ?"
                     " WHERE id = ?",
-                    (status, _iso(_now()), round(time.perf_counter() - self.began, 3),
+                    (status, _iso(utc_now()), round(time.perf_counter() - self.began, 3),
                      json.dumps(result, default=str) if result is not None else None, error, self.run_id),
                 )
                 row = conn.execute("SELECT * FROM job_runs WHERE id = ?", (self.run_id,)).fetchone()
@@ -419,7 +416,7 @@ def _state(conn: sqlite3.Connection) -> dict | None:
         return None
     heartbeat = _parse(row["heartbeat_at"])
     alive = _pid_alive(row["pid"]) and heartbeat is not None and (
-        (_now() - heartbeat).total_seconds() <= HEARTBEAT_STALE_SECONDS)
+        (utc_now() - heartbeat).total_seconds() <= HEARTBEAT_STALE_SECONDS)
     return {"alive": alive, "pid": row["pid"], "started_at": row["started_at"], "heartbeat_at": row["heartbeat_at"],
             "config_path": row["config_path"], "watching": json.loads(row["watching_json"] or "[]"),
             "next_runs": json.loads(row["next_runs_json"] or "{}")}
@@ -540,7 +537,7 @@ class SchedulerService:
     def _start(self) -> dict:
         with self.store.connect() as conn:
             abandoned = _fail_abandoned(conn)
-        started = _now()
+        started = utc_now()
         if self.config.get("scheduler.watch"):
             self.watcher = ChangeWatcher(self.config.screenpipe_db, self.config.git_repos, self.debounce,
                                          self._on_change)
@@ -599,7 +596,7 @@ class SchedulerService:
         except JobBusyError as exc:
             self.on_event("busy", {"job_id": job_id, "trigger": trigger, "error": str(exc)})
             if trigger == "watch":  # the change must not be lost: look again once the other run is done
-                self._add_once(f"watch:{job_id}", job_id, "watch", _now() + timedelta(seconds=max(self.debounce, 5)),
+                self._add_once(f"watch:{job_id}", job_id, "watch", utc_now() + timedelta(seconds=max(self.debounce, 5)),
                                max_instances=2)
             return None
 
@@ -619,7 +616,7 @@ class SchedulerService:
                   + ("; mining_code queued" if enabled else "; mining_code is disabled, not queued"))
         if enabled:
             # One running and one waiting: a change during a run is mined by the waiting one.
-            self._add_once("watch:mining_code", "mining_code", "watch", _now(), max_instances=2)
+            self._add_once("watch:mining_code", "mining_code", "watch", utc_now(), max_instances=2)
 
     def _on_job_event(self, event) -> None:
         if event.job_id == "_heartbeat":
@@ -667,7 +664,7 @@ class SchedulerService:
         else:
             # Due an interval after the last run, or now: restarting the scheduler does not postpone a job forever.
             order = JOB_IDS.index(job_id) * 0.05  # mining first when several are due at once
-            due = max(_now(), last_started + timedelta(minutes=minutes) if last_started else _now())
+            due = max(utc_now(), last_started + timedelta(minutes=minutes) if last_started else utc_now())
             self.scheduler.add_job(self._execute, "interval", seconds=minutes * 60, args=(job_id, "schedule"),
                                    id=job_id, replace_existing=True, next_run_time=due + timedelta(seconds=order))
         self.on_event("scheduled", {"job_id": job_id, "enabled": enabled, "interval_minutes": setting[
@@ -693,7 +690,8 @@ class SchedulerService:
         attempt = latest["attempt"] + 1
         if pending and pending.args[2] == attempt:
             return
-        when = max(_now(), _parse(latest["finished_at"] or latest["started_at"]) + timedelta(seconds=self.retry_delay))
+        last = _parse(latest["finished_at"] or latest["started_at"])
+        when = max(utc_now(), last + timedelta(seconds=self.retry_delay))
         self._add_once(aps_id, job_id, "retry", when, attempt=attempt)
         _log_line(self.store.workspace, f"{job_id}: run {latest['id']} failed; retry {attempt - 1} of "
                                         f"{self.max_retries} at {_iso(when)}")
@@ -707,4 +705,4 @@ class SchedulerService:
                      for job_id in JOB_IDS}
         with self.store.connect() as conn:
             conn.execute("UPDATE scheduler_state SET heartbeat_at = ?, next_runs_json = ? WHERE id = 1 AND pid = ?",
-                         (_iso(_now()), json.dumps(next_runs), os.getpid()))
+                         (_iso(utc_now()), json.dumps(next_runs), os.getpid()))

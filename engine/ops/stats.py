@@ -24,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
+from engine.clock import utc_now
 from engine.config import COLLECT_SOURCES, EXAMPLE_FORMATS, TIERS, PipelineConfig
 from engine.errors import StudioError
 from engine.store import DB_NAME, Workspace
@@ -51,10 +52,6 @@ def _connection(workspace_path: Path) -> Iterator[sqlite3.Connection | None]:
 
 def _zeros(keys) -> dict[str, int]:
     return dict.fromkeys(keys, 0)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def summary(workspace_path: Path) -> dict:
@@ -103,7 +100,7 @@ def _check_days(days: int) -> int:
 def daily(workspace_path: Path, days: int = 30) -> list[dict]:
     """Examples collected per UTC day for the last `days` days (today included), every day listed, oldest first."""
     days = _check_days(days)
-    today = _now().date()
+    today = utc_now().date()
     first = today - timedelta(days=days - 1)
     result = {first + timedelta(days=offset): {"date": (first + timedelta(days=offset)).isoformat(),
                                                "total_examples": 0, "by_source": _zeros(COLLECT_SOURCES),
@@ -131,7 +128,7 @@ def sources(workspace_path: Path) -> list[dict]:
         for name in COLLECT_SOURCES}
     with _connection(workspace_path) as conn:
         if conn is not None:
-            since = (_now() - timedelta(hours=24)).isoformat()
+            since = (utc_now() - timedelta(hours=24)).isoformat()
             for row in conn.execute(
                     f"SELECT source, COUNT(*), AVG(quality_score), SUM(created_at >= ?), MAX(created_at), AVG(tokens)"
                     f" FROM examples WHERE {_COUNTED} GROUP BY source", (since,)):
@@ -183,5 +180,5 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
 
 def full(workspace_path: Path, days: int = 30) -> dict:
     """Everything: summary, daily and sources together (what `python -m engine stats json` prints)."""
-    return {"generated_at": _now().isoformat(timespec="seconds"), "workspace": str(workspace_path), "days": days,
+    return {"generated_at": utc_now().isoformat(timespec="seconds"), "workspace": str(workspace_path), "days": days,
             **summary(workspace_path), "daily": daily(workspace_path, days), "sources": sources(workspace_path)}

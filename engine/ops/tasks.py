@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.errors import StudioError
-from engine.store import write_atomic
+from engine.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS_ENV = "STUDIO_TASK_STATUS"

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import iso_utc
 from engine.errors import SourceError
-from engine.records import Knowledge, iso_utc
+from engine.records import Knowledge
 from engine.sources.report import SourceReport
 
 MAX_DOCUMENT_BYTES = 2_000_000

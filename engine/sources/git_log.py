@@ -21,8 +21,9 @@ from pathlib import Path
 
 import git
 
+from engine.clock import iso_utc
 from engine.errors import SourceError
-from engine.records import Commit, FileChange, iso_utc
+from engine.records import Commit, FileChange
 from engine.sources.report import SourceReport
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree: the parent of a root commit

@@ -37,8 +37,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+from engine.clock import iso_utc
 from engine.errors import SourceError
-from engine.records import Knowledge, iso_utc
+from engine.records import Knowledge
 from engine.sources.report import SourceReport
 
 BATCH_ROWS = 5000

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from mlx_lm.tuner.callbacks import TrainingCallback
 
+from engine.clock import zulu_now
 from engine.store import Workspace
 from engine.training.evaluate import (
     adapter_manifest,
@@ -33,7 +34,6 @@ from engine.training.evaluate import (
     heldout_losses,
     read_records,
 )
-from engine.training.launcher import now_iso
 from engine.training.models import default_model_ready, materialize, resolve_base_model
 from engine.training.runs import read_log_tail
 
@@ -228,7 +228,7 @@ def train_command(workspace: str, run_id: str) -> int:
     with ws.transaction() as conn:
         conn.execute(
             "UPDATE training_runs SET status='running', started_at=?, pid=?, blas=? WHERE id=? AND status='queued'",
-            (now_iso(), os.getpid(), blas, run_id),
+            (zulu_now(), os.getpid(), blas, run_id),
         )
     say(f"run {run_id}: pid {os.getpid()}, data {record['data_dir']}, model {record['base_model']}")
     say(f"OpenBLAS preloaded: {blas}" if blas else "OpenBLAS not preloaded: mlx uses its reference CPU BLAS (slow).")
@@ -256,7 +256,7 @@ def train_command(workspace: str, run_id: str) -> int:
             conn.execute(
                 "UPDATE training_runs SET status='failed', phase='failed', error=?, log_tail=?, finished_at=?"
                 " WHERE id=? AND status IN ('queued', 'running', 'evaluating')",
-                (sentence, read_log_tail(run_dir / "train.log"), now_iso(), run_id),
+                (sentence, read_log_tail(run_dir / "train.log"), zulu_now(), run_id),
             )
         return 1
 
@@ -316,8 +316,8 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
         conn.execute(
             "UPDATE training_runs SET status=?, phase=?, usable_at=?, finished_at=?, train_seconds=?,"
             " adapter_files_json=?, evaluation_json=? WHERE id=? AND status='running'",
-            (status, status if status == "completed" else "evaluating", now_iso(),
-             None if config["evaluate"] else now_iso(), train_seconds, json.dumps(adapter_manifest(adapter_dir)),
+            (status, status if status == "completed" else "evaluating", zulu_now(),
+             None if config["evaluate"] else zulu_now(), train_seconds, json.dumps(adapter_manifest(adapter_dir)),
              json.dumps(evaluation), run_id),
         )
     if not config["evaluate"]:
@@ -330,7 +330,7 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
         conn.execute(
             "UPDATE training_runs SET status='completed', phase='completed', finished_at=?, evaluation_json=?"
             " WHERE id=? AND status='evaluating'",
-            (now_iso(), json.dumps(evaluation), run_id),
+            (zulu_now(), json.dumps(evaluation), run_id),
         )
     say("completed")
     return "completed"

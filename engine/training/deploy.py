@@ -14,18 +14,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import random
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.clock import zulu_now
 from engine.errors import StudioError
-from engine.store import Workspace, write_atomic
+from engine.files import building_folder, write_atomic
+from engine.store import Workspace
 from engine.training.evaluate import adapter_manifest, check_adapter_files, manifest_checksum
-from engine.training.launcher import now_iso, run_mlx_json
+from engine.training.launcher import run_mlx_json
 from engine.training.runs import get_run
 
 DEFAULT_MARGIN = 0.05  # a candidate whose held-out loss is more than 5% above the served model's is rolled back
@@ -208,13 +208,13 @@ def deploy(ws: Workspace, run_id: str, description: str | None = None, dry_run: 
                 (number, run_id, run.base_model, run.model_path, str(adapter_dir.relative_to(ws.root)),
                  manifest_checksum(manifest), json.dumps(manifest), json.dumps(metrics), description,
                  "canary" if status == "canary" else ("rolled_back" if status == "rolled_back" else "pending"),
-                 now_iso(), None),
+                 zulu_now(), None),
             )
             if status == "rolled_back":
                 _event(conn, "auto_rollback", number, state["current_version"], comparison["summary"])
             elif status == "canary":
                 conn.execute("UPDATE deployment_state SET canary_version=?, canary_share=?, updated_at=? WHERE id=1",
-                             (number, canary_share, now_iso()))
+                             (number, canary_share, zulu_now()))
                 _event(conn, "canary", number, state["current_version"], f"share {canary_share}")
         if status == "active":
             _activate(ws, number, "deploy")
@@ -226,24 +226,18 @@ def _store_version_files(ws: Workspace, number: int, source: Path, manifest: lis
     final = ws.path("versions", f"v{number}")
     if final.exists():
         shutil.rmtree(final)  # left by a deploy that died before recording it: the DB has no such version
-    staging = Path(tempfile.mkdtemp(prefix=f".v{number}.", dir=ws.path("versions")))
-    try:
+    with building_folder(final) as staging:
         (staging / "adapters").mkdir()
         for item in manifest:
             shutil.copyfile(source / item["name"], staging / "adapters" / item["name"])
         if manifest_checksum(adapter_manifest(staging / "adapters")) != manifest_checksum(manifest):
             raise StudioError(f"Copying the adapter into v{number} did not reproduce the same bytes; disk problem?")
-        os.chmod(staging, 0o755)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final / "adapters"
 
 
 def _event(conn, action: str, version: int | None, previous: int | None, detail: str | None = None) -> None:
     conn.execute("INSERT INTO deployment_events(at, action, version, previous_version, detail) VALUES (?, ?, ?, ?, ?)",
-                 (now_iso(), action, version, previous, detail))
+                 (zulu_now(), action, version, previous, detail))
 
 
 def _verified_files(ws: Workspace, record: VersionRecord) -> Path:
@@ -263,14 +257,12 @@ def _activate(ws: Workspace, number: int | None, action: str) -> None:
     if number is not None:
         record = get_version(ws, number)
         folder = _verified_files(ws, record)
-        staging = Path(tempfile.mkdtemp(prefix=".active.", dir=ws.path("versions")))
-        for item in record.files:
-            shutil.copyfile(folder / item["name"], staging / item["name"])
-        if manifest_checksum(adapter_manifest(staging)) != record.checksum:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StudioError(f"Restoring {record.name} did not reproduce its files byte for byte; nothing changed.")
-        os.chmod(staging, 0o755)
-        _swap_folder(staging, active)
+        with building_folder(active) as staging:
+            for item in record.files:
+                shutil.copyfile(folder / item["name"], staging / item["name"])
+            if manifest_checksum(adapter_manifest(staging)) != record.checksum:
+                raise StudioError(f"Restoring {record.name} did not reproduce its files byte for byte; nothing "
+                                  "changed.")
     elif active.exists():
         shutil.rmtree(active)
     with ws.transaction() as conn:
@@ -279,26 +271,14 @@ def _activate(ws: Workspace, number: int | None, action: str) -> None:
             conn.execute("UPDATE adapter_versions SET status=? WHERE version=?", (new_status, previous))
         if number is not None:
             conn.execute("UPDATE adapter_versions SET status='active', deployed_at=? WHERE version=?",
-                         (now_iso(), number))
-        conn.execute("UPDATE deployment_state SET current_version=?, updated_at=? WHERE id=1", (number, now_iso()))
+                         (zulu_now(), number))
+        conn.execute("UPDATE deployment_state SET current_version=?, updated_at=? WHERE id=1", (number, zulu_now()))
         if state["canary_version"] == number:
             conn.execute("UPDATE deployment_state SET canary_version=NULL, canary_share=0 WHERE id=1")
         _event(conn, action, number, previous)
     pointer = {"version": number, "adapter_dir": "versions/active" if number is not None else None,
-               "checksum": get_version(ws, number).checksum if number is not None else None, "updated_at": now_iso()}
+               "checksum": get_version(ws, number).checksum if number is not None else None, "updated_at": zulu_now()}
     write_atomic(ws.path("versions", "current.json"), json.dumps(pointer, indent=2) + "\n")
-
-
-def _swap_folder(staging: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
 
 
 def rollback(ws: Workspace, to_version: int | None = None) -> VersionRecord | None:
@@ -358,7 +338,7 @@ def abort_canary(ws: Workspace, reason: str = "aborted by the user", automatic: 
         with ws.transaction() as conn:
             conn.execute("UPDATE adapter_versions SET status='rolled_back' WHERE version=?", (state["canary_version"],))
             conn.execute("UPDATE deployment_state SET canary_version=NULL, canary_share=0, updated_at=? WHERE id=1",
-                         (now_iso(),))
+                         (zulu_now(),))
             _event(conn, "auto_rollback" if automatic else "rollback", state["current_version"],
                    state["canary_version"], reason)
         return get_version(ws, state["canary_version"])
@@ -380,7 +360,7 @@ def record_request(ws: Workspace, served: Served, ok: bool, latency_ms: float | 
     20 requests. Returns a message when that happened."""
     with ws.transaction() as conn:
         conn.execute("INSERT INTO canary_requests(at, version, role, ok, latency_ms) VALUES (?, ?, ?, ?, ?)",
-                     (now_iso(), served.version, served.role, int(ok), latency_ms))
+                     (zulu_now(), served.version, served.role, int(ok), latency_ms))
     if served.role != "canary":
         return None
     conn = ws.connect()

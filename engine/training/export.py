@@ -15,16 +15,14 @@ and reads. Any other case gets the MLX folder and a one-sentence reason instead 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import StudioError
+from engine.files import building_folder, write_atomic
 from engine.progress import ProgressFn, no_progress
-from engine.store import Workspace, write_atomic
+from engine.store import Workspace
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "mixtral")  # what mlx-lm's GGUF writer supports
 GGUF_FILE_TYPE_F16 = 1  # llama.cpp's LLAMA_FTYPE_MOSTLY_F16
@@ -93,17 +91,8 @@ def export_run(ws: Workspace, run_id: str, gguf: bool = True, progress: Progress
                           "adapter is ready.")
     model_path = run.model_path or run.base_model
     target = export_folder(ws, run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=target.parent))
-    try:
+    with building_folder(target) as staging:
         result = _export_into(staging, model_path, adapters, gguf, progress)
-        os.chmod(staging, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     result.folder = str(target)
     result.mlx_folder = str(target / "mlx")
     result.gguf_file = str(target / Path(result.gguf_file).name) if result.gguf_file else None

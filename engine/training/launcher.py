@@ -20,11 +20,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import utc_now, zulu_now
 from engine.errors import StudioError
-from engine.store import Workspace, write_atomic
+from engine.files import write_atomic
+from engine.store import Workspace
 from engine.training.models import BaseModel, resolve_base_model
 
 OPENBLAS_CANDIDATES = (
@@ -135,10 +136,6 @@ class LaunchPlan:
     model: BaseModel
     preset: str
     warnings: list[str]
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def resolve_config(preset: str = DEFAULT_PRESET, config_file: str | os.PathLike | None = None,
@@ -402,7 +399,7 @@ def worker_environment(use_openblas: bool = True) -> tuple[dict, str | None]:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return utc_now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 TASK_KIND = "train"  # one training run at a time per workspace, reported like every other long job
@@ -452,7 +449,7 @@ def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str
             " train_samples, valid_samples, test_samples, blas, created_at)"
             " VALUES (?, 'queued', 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, str(plan.data.path), plan.model.spec, str(plan.model.path) if plan.model.path else None,
-             plan.preset, json.dumps(plan.config), plan.data.train, plan.data.valid, plan.data.test, blas, now_iso()),
+             plan.preset, json.dumps(plan.config), plan.data.train, plan.data.valid, plan.data.test, blas, zulu_now()),
         )
     try:
         status = start_task(ws.root, TASK_KIND, ["train", str(ws.root.resolve()), run_id],
@@ -460,7 +457,7 @@ def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str
     except StudioError as exc:
         with ws.transaction() as conn:
             conn.execute("UPDATE training_runs SET status='failed', phase='failed', error=?, finished_at=? "
-                         "WHERE id=?", (str(exc), now_iso(), run_id))
+                         "WHERE id=?", (str(exc), zulu_now(), run_id))
         raise
     with ws.transaction() as conn:
         conn.execute("UPDATE training_runs SET pid=?, pid_started=? WHERE id=?",

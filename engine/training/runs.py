@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.clock import utc_now
 from engine.errors import StudioError
 from engine.store import Workspace
 
@@ -108,7 +109,8 @@ def read_log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def refresh_runs(ws: Workspace) -> list[str]:
     """Mark runs whose worker is gone without finishing as failed, with their log tail; return their ids."""
-    from engine.training.launcher import now_iso, process_alive
+    from engine.clock import zulu_now
+    from engine.training.launcher import process_alive
 
     conn = ws.connect()
     try:
@@ -127,7 +129,7 @@ def refresh_runs(ws: Workspace) -> list[str]:
                 changed = conn.execute(
                     "UPDATE training_runs SET status='failed', phase='failed', finished_at=?, log_tail=?, error=?"
                     " WHERE id=? AND status IN ('queued', 'running', 'evaluating')",
-                    (now_iso(), tail, "The training process ended before finishing (killed or crashed); "
+                    (zulu_now(), tail, "The training process ended before finishing (killed or crashed); "
                      "see the end of its log.", row["id"]),
                 ).rowcount
             if changed:
@@ -139,7 +141,7 @@ def refresh_runs(ws: Workspace) -> list[str]:
 
 def _age_seconds(iso: str) -> float:
     started = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - started).total_seconds()
+    return (utc_now() - started).total_seconds()
 
 
 def list_runs(ws: Workspace, limit: int = 200) -> list[RunRecord]:
@@ -183,15 +185,16 @@ def run_metrics(ws: Workspace, run_id: str) -> list[dict]:
 def stop_run(ws: Workspace, run_id: str) -> RunRecord:
     """Stop a queued, running or evaluating run: mark it stopped, end its process group, keep the tail of its
     log, and say so in the training task's status."""
+    from engine.clock import zulu_now
     from engine.ops.tasks import end_task
-    from engine.training.launcher import TASK_KIND, now_iso, process_alive, terminate_process_group
+    from engine.training.launcher import TASK_KIND, process_alive, terminate_process_group
 
     run = get_run(ws, run_id, refresh=False)
     if not run.active:
         raise StudioError(f"Run {run_id} is already {run.status}; only a queued or running run can be stopped.")
     with ws.transaction() as conn:
         conn.execute("UPDATE training_runs SET status='stopped', phase='stopped', finished_at=?, error=? WHERE id=?"
-                     " AND status IN ('queued', 'running', 'evaluating')", (now_iso(), "Stopped by the user.", run_id))
+                     " AND status IN ('queued', 'running', 'evaluating')", (zulu_now(), "Stopped by the user.", run_id))
     conn = ws.connect()
     try:
         started = conn.execute("SELECT pid_started FROM training_runs WHERE id=?", (run_id,)).fetchone()[0]

@@ -7,14 +7,14 @@ import json
 from dataclasses import dataclass, field
 
 from engine.errors import StudioError
-from engine.widgets import WidgetPaths
-from engine.widgets.apple_format import validate_jsonl
-from engine.widgets.dataset import SPLITS
-from engine.widgets.download import is_downloaded, read_download_log
-from engine.widgets.evaluate import load_strategy
-from engine.widgets.manifest import load_manifest
-from engine.widgets.prompts import is_hand_edited, prompt_path
-from engine.widgets.report import read_report
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.apple_format import validate_jsonl
+from engine.uebersicht.dataset import SPLITS
+from engine.uebersicht.download import is_downloaded, read_download_log
+from engine.uebersicht.evaluate import load_strategy
+from engine.uebersicht.manifest import load_manifest
+from engine.uebersicht.prompts import is_hand_edited, prompt_path
+from engine.uebersicht.report import read_report
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from engine.sources.screenpipe_builder import screenpipe_timestamp
+from engine.demo.screenpipe_builder import screenpipe_timestamp
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from engine.dataset.tokens import Tokenizer, get_tokenizer
 from engine.errors import StudioError
-from engine.store import write_atomic
-from engine.widgets import WidgetPaths
-from engine.widgets.apple_format import serialize_example
-from engine.widgets.code import CodeFile, join_code, load_widget_code, resolve_widget_folder
-from engine.widgets.prompts import read_prompt
-from engine.widgets.report import jsx_rows, read_report
-from engine.widgets.training_config import TrainingConfig, build_example, load_training_config
+from engine.files import write_atomic
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.apple_format import serialize_example
+from engine.uebersicht.code import CodeFile, join_code, load_widget_code, resolve_widget_folder
+from engine.uebersicht.prompts import read_prompt
+from engine.uebersicht.report import jsx_rows, read_report
+from engine.uebersicht.training_config import TrainingConfig, build_example, load_training_config
 
 DEFAULT_MAX_TOKENS = 4095
 HAND_EXCLUDED = "Excluded by hand"

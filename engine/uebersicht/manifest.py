@@ -138,7 +138,7 @@ def parse_manifest(data: object, label: str = "the manifest") -> Manifest:
 
 def save_manifest(data: bytes, path: Path) -> Manifest:
     """Check uploaded manifest bytes and store them at `path` (atomically); returns the parsed manifest."""
-    from engine.store import write_atomic
+    from engine.files import write_atomic
 
     try:
         parsed = parse_manifest(json.loads(data.decode("utf-8")), "uploaded")

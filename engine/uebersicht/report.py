@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import StudioError
-from engine.store import write_atomic
-from engine.widgets.download import is_downloaded, read_download_log
-from engine.widgets.manifest import MANIFEST_FIELDS, Manifest
+from engine.files import write_atomic
+from engine.uebersicht.download import is_downloaded, read_download_log
+from engine.uebersicht.manifest import MANIFEST_FIELDS, Manifest
 
 WIDGET_SUFFIXES = (".coffee", ".js", ".jsx")
 IGNORED_FOLDERS = {"node_modules", "src", "lib"}

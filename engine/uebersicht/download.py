@@ -30,14 +30,14 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from engine.clock import zulu_now
 from engine.errors import StudioError
+from engine.files import write_atomic
 from engine.progress import ProgressFn, no_progress
-from engine.store import write_atomic
-from engine.widgets.manifest import WidgetEntry
+from engine.uebersicht.manifest import WidgetEntry
 
 USER_AGENT = "TrainingDataStudio/0.1 (widget dataset builder)"
 _CHUNK = 64 * 1024
@@ -79,7 +79,7 @@ class DownloadResult:
     reason: str = ""
     files: int = 0
     bytes: int = 0
-    at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    at: str = field(default_factory=lambda: zulu_now(fraction=False))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import StudioError
-from engine.widgets.report import has_jsx_markup, is_widget_file
+from engine.uebersicht.report import has_jsx_markup, is_widget_file
 
 ENTRY_NAMES = ("index.jsx", "index.js")
 

@@ -63,7 +63,7 @@ def load_training_config(path: Path | None) -> TrainingConfig:
     tool = data.get("tool_definition", TOOL_DEFINITION)
     if not isinstance(system_prompt, str) or not system_prompt.strip():
         raise ConfigError(f"The training config {path} has an empty or non-string system_prompt.")
-    from engine.widgets.apple_format import tool_problems
+    from engine.uebersicht.apple_format import tool_problems
 
     problems = tool_problems(tool)
     if problems:

@@ -19,19 +19,20 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.clock import now_iso, zulu_now
 from engine.dataset.gate import content_key, gate_records
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import StudioError
-from engine.store import Workspace, write_atomic
-from engine.widgets import WidgetPaths
-from engine.widgets.apple_format import example_problems, serialize_example
-from engine.widgets.code import join_code
-from engine.widgets.evaluate import WidgetSource, evaluated_model, load_strategy, load_widget_sources, plan_trim
-from engine.widgets.report import read_report
-from engine.widgets.training_config import TrainingConfig, build_example, load_training_config
+from engine.files import write_atomic
+from engine.store import Workspace
+from engine.uebersicht import WidgetPaths
+from engine.uebersicht.apple_format import example_problems, serialize_example
+from engine.uebersicht.code import join_code
+from engine.uebersicht.evaluate import WidgetSource, evaluated_model, load_strategy, load_widget_sources, plan_trim
+from engine.uebersicht.report import read_report
+from engine.uebersicht.training_config import TrainingConfig, build_example, load_training_config
 
 SPLITS = ("train", "valid", "test")
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -139,7 +140,7 @@ def create_dataset(paths: WidgetPaths, set_name: str, model: str | None = None,
     info = {
         "set": set_name,
         "format": "apple-foundation-models-adapter",
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": zulu_now(fraction=False),
         "max_sequence_length": strategy_document["max_sequence_length"] if strategy_document else None,
         "strategy_applied": strategy_document is not None,
         "splits": report.splits,
@@ -195,7 +196,7 @@ def _gate(workspace: Workspace | None, examples: dict[str, list], report: Datase
 def _keep_held(workspace: Workspace, folder: Path, held: dict[str, list], keys: dict[str, str]) -> None:
     """Keep the held examples in the workspace, so the review queue shows the exact text a reviewer decides on
     (dataset_info.json, which travels with the set, only names them)."""
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = now_iso("seconds")
     dataset = f"widgets:{Path(folder).expanduser().resolve()}"
     with workspace.transaction() as conn:
         conn.executemany(

@@ -1,6 +1,6 @@
 """Build the demo workspace: a small, deterministic world to try the studio on.
 
-`build_demo(root)` writes, from the story in engine/demo_content.py:
+`build_demo(root)` writes, from the story in engine/demo/content.py:
 - screenpipe/db.sqlite  a screenpipe database in the current schema (through ScreenpipeWriter): the screens and
                         calls of four weeks of work, captured every few seconds with screenpipe's repetition
                         (exact and near duplicates), short junk frames and unrelated screens;
@@ -20,17 +20,16 @@ import base64
 import json
 import os
 import random
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from engine import demo_content as story
-from engine.demo_widgets import build_widget_gallery
+from engine.demo import content as story
+from engine.demo.screenpipe_builder import ScreenpipeWriter
+from engine.demo.widgets import build_widget_gallery
 from engine.errors import StudioError
-from engine.sources.screenpipe_builder import ScreenpipeWriter
+from engine.files import building_folder
 
 SEED = 2026
 CONFIG_NAME = "pipeline_config.json"
@@ -65,15 +64,9 @@ def build_demo(root: Path = Path("data/demo"), force: bool = False) -> Path:
         return root / CONFIG_NAME
     if root.exists() and not _replaceable(root):
         raise StudioError(f"{root} exists and is not a demo workspace, so it was left alone: choose another folder.")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        os.chmod(staging, 0o755)
+    # Another process that built the same demo at the same time is as good as this build.
+    with building_folder(root, accept_existing=is_complete) as staging:
         _build_into(staging)
-        _swap_in(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return root / CONFIG_NAME
 
 
@@ -99,25 +92,6 @@ def _replaceable(root: Path) -> bool:
         return True
     truth = _read_truth(root)
     return bool(truth) and truth.get("generator") == GENERATOR
-
-
-def _swap_in(staging: Path, root: Path) -> None:
-    """Put the finished build at root; an old demo there is moved aside first and deleted last."""
-    old = None
-    if root.exists():
-        old = root.parent / f".{root.name}.old-{os.getpid()}"
-        root.rename(old)
-    try:
-        staging.rename(root)
-    except OSError:
-        if old is not None and not root.exists():
-            old.rename(root)
-            raise
-        if not is_complete(root):  # another process won the race with something else
-            raise
-        shutil.rmtree(staging, ignore_errors=True)  # another process built the same demo at the same time
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------------------

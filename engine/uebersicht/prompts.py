@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import StudioError
-from engine.store import write_atomic
-from engine.widgets.code import join_code, load_widget_code, resolve_widget_folder
-from engine.widgets.manifest import is_safe_widget_id
-from engine.widgets.report import jsx_rows
+from engine.files import write_atomic
+from engine.uebersicht.code import join_code, load_widget_code, resolve_widget_folder
+from engine.uebersicht.manifest import is_safe_widget_id
+from engine.uebersicht.report import jsx_rows
 
 REGISTRY_NAME = ".generated.json"
 

@@ -1,4 +1,4 @@
-"""The demo world's story, as data: engine/demo.py turns it into a screenpipe database, a git repository and docs.
+"""The demo world's story, as data: engine/demo/__init__.py turns it into a screenpipe database, a git repo and docs.
 
 The project is "skycast", a small weather CLI in Python with a React/TypeScript dashboard, built by Maya Lindqvist
 in October 2026 (teammate Jonas Okafor, product manager Priya Raman, designer Sam Ito, user tomasz-b). Every

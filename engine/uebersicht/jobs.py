@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StudioError
-from engine.store import write_atomic
-from engine.widgets import WidgetPaths
+from engine.files import write_atomic
+from engine.uebersicht import WidgetPaths
 
 PROGRESS_NAME = ".download_progress.json"
 LOG_NAME = ".download_job.log"
