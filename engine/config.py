@@ -24,6 +24,9 @@ from typing import Any
 from engine.errors import ConfigError, StudioError
 from engine.files import output_target, write_atomic
 
+# The link confidence below which a pair is not trained on; every fallback in the engine is this one value.
+DEFAULT_MIN_CONFIDENCE = 0.6
+
 DEFAULTS: dict[str, Any] = {
     "paths": {
         "screenpipe_db": "~/.screenpipe/db.sqlite",
@@ -32,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "document_sources": {"directories": [], "extensions": [".md", ".txt", ".rst", ".yml", ".yaml"]},
     "filtering": {"min_knowledge_length": 100, "min_code_lines": 5, "max_commits": 500, "top_k_matches": 3},
-    "confidence": {"min_confidence": 0.6},
+    "confidence": {"min_confidence": DEFAULT_MIN_CONFIDENCE},
     "code_extensions": [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"],
     "screenpipe": {
         "apps_include": [],

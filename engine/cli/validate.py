@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from engine.cli import CONFIG_HELP, WORKSPACE_HELP, number_in
+from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.validate import validate_dataset
 from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.files import output_target, write_atomic
@@ -44,8 +45,8 @@ def resolve_input(args: argparse.Namespace) -> tuple[Path, Workspace]:
         source = config.output_file
     else:
         raise StudioError("Name the training data with --input (no pipeline config was found to take it from).")
-    if getattr(args, "min_confidence", 0.6) is None:
-        args.min_confidence = config.min_confidence if config is not None else 0.6
+    if getattr(args, "min_confidence", DEFAULT_MIN_CONFIDENCE) is None:
+        args.min_confidence = config.min_confidence if config is not None else DEFAULT_MIN_CONFIDENCE
     configured = str(config.workspace) if config is not None and config.workspace else None
     args.loaded_config = config  # the config's executor section, for the verbs that take --executor
     return source, Workspace.open(resolve_workspace(args.workspace, configured))

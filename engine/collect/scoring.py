@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from engine.collect.examples import format_problems, prompt_and_answer
+from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.quality import (
     OPTIMAL_CHARS,
     Quality,
@@ -56,8 +57,8 @@ def _source_evidence(source: str, evidence: dict, answer: str) -> tuple[float, l
     return 0.0, []
 
 
-def score_example(record: dict, fmt: str, source: str, decision: str | None = None, min_confidence: float = 0.6
-                  ) -> Quality:
+def score_example(record: dict, fmt: str, source: str, decision: str | None = None,
+                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Quality:
     """Score one example given the latest review decision on it (good / bad / skip / redact, or None). The source's
     evidence is read from the record's metadata (`has_body`, `diff_truncated`, `feedback`), so a later quality
     check scores it the same way without going back to the source."""

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.clock import now_iso
+from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.jsonl import dumps_line
 from engine.dataset.quality import TIERS
 from engine.dataset.redact import redact_record
@@ -72,8 +73,9 @@ def export_folder(workspace: Workspace, name: str) -> Path:
 
 
 def export_dataset(path: str | Path, workspace: Workspace, name: str = "default", out_dir: str | Path | None = None,
-                   min_tier: str = "bronze", min_confidence: float = 0.6, valid_fraction: float = 0.1,
-                   test_fraction: float = 0.1, progress: ProgressFn = no_progress) -> ExportResult:
+                   min_tier: str = "bronze", min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                   valid_fraction: float = 0.1, test_fraction: float = 0.1,
+                   progress: ProgressFn = no_progress) -> ExportResult:
     """Write the MLX folder for the JSONL at `path` into workspace/datasets/<name>/ (or `out_dir`, a folder the
     user named) and return what went where."""
     if min_tier not in TIERS:

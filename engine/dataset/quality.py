@@ -16,6 +16,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from engine.config import DEFAULT_MIN_CONFIDENCE
+
 MIN_TOTAL_CHARS = 20
 MAX_TOTAL_CHARS = 50_000
 OPTIMAL_CHARS = (100, 4_000)
@@ -126,7 +128,7 @@ def brackets_balanced(code: str) -> bool:
     return len(stack) <= 1
 
 
-def assess(record: dict, min_confidence: float = 0.6, decision: str | None = None) -> Quality:
+def assess(record: dict, min_confidence: float = DEFAULT_MIN_CONFIDENCE, decision: str | None = None) -> Quality:
     """Score one record (a parsed JSONL object) given the latest review decision on it (good/bad/skip/redact)."""
     problems = format_problems(record)
     if problems:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.dedup import pair_hash
 from engine.dataset.gate import record_texts, scan_records, value_at
 from engine.dataset.jsonl import read_jsonl
@@ -181,8 +182,8 @@ def _widget_items(workspace: Workspace) -> list[QueueItem]:
             for index, (row, record) in enumerate(zip(rows, records, strict=True))]
 
 
-def load_queue(workspace: Workspace, pair_files: Iterable[str | Path] | None = None, min_confidence: float = 0.6,
-               collected: bool = True) -> list[QueueItem]:
+def load_queue(workspace: Workspace, pair_files: Iterable[str | Path] | None = None,
+               min_confidence: float = DEFAULT_MIN_CONFIDENCE, collected: bool = True) -> list[QueueItem]:
     """Every item waiting for (or given) a review, flagged ones first, each key once. `pair_files` are the JSONL
     files whose queued pairs to include (default: every file validation queued pairs from that still exists);
     `collected` False leaves out the collected examples and held widgets (one file's review). Statuses are
@@ -206,7 +207,8 @@ def load_queue(workspace: Workspace, pair_files: Iterable[str | Path] | None = N
     return attach_statuses(workspace, items, min_confidence)
 
 
-def attach_statuses(workspace: Workspace, items: list[QueueItem], min_confidence: float = 0.6) -> list[QueueItem]:
+def attach_statuses(workspace: Workspace, items: list[QueueItem],
+                    min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[QueueItem]:
     """Set each item's status from the answers recorded now (a pair's tier follows it: only good makes gold)."""
     statuses = item_statuses(workspace, [item.key for item in items])
     for item in items:

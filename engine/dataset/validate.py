@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.clock import now_iso
+from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
 from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
@@ -83,9 +84,9 @@ def _token_counter(model: str | None):
     return tokenizer.name, tokenizer.count
 
 
-def analyze_dataset(path: str | Path, workspace: Workspace | None = None, min_confidence: float = 0.6,
-                    tokenizer_model: str | None = None, progress: ProgressFn = no_progress,
-                    executor=None) -> DatasetAnalysis:
+def analyze_dataset(path: str | Path, workspace: Workspace | None = None,
+                    min_confidence: float = DEFAULT_MIN_CONFIDENCE, tokenizer_model: str | None = None,
+                    progress: ProgressFn = no_progress, executor=None) -> DatasetAnalysis:
     """Read every line of `path` and judge it: format, metadata, sensitive data, review decision, quality,
     duplicates and tokens. Bad lines become PairAnalysis entries with `error` set, never exceptions. `executor`
     (engine.executor, default local) runs the sensitive-data scans of texts not in the scan cache."""
@@ -318,7 +319,7 @@ def _sample(pairs: list[PairAnalysis], size: int) -> list[PairAnalysis]:
     return sorted(candidates, key=lambda pair: hashlib.sha1(f"sample:{pair.pair_hash}".encode()).hexdigest())[:size]
 
 
-def validate_dataset(path: str | Path, workspace: Workspace, min_confidence: float = 0.6,
+def validate_dataset(path: str | Path, workspace: Workspace, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
                      sample_size: int = SAMPLE_SIZE, tokenizer_model: str | None = None,
                      progress: ProgressFn = no_progress, record_run: bool = True, executor=None
                      ) -> tuple[ValidationReport, DatasetAnalysis]:
