@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The quality tiers an example can earn, best first (engine/dataset/quality.py decides which).
+TIERS = ("gold", "silver", "bronze", "raw")
+
+# The splits of every dataset folder the engine writes, in mlx-lm's file names.
+SPLITS = ("train", "valid", "test")
+
 
 @dataclass(slots=True)
 class Knowledge:

@@ -107,6 +107,15 @@ class Workspace:
         return conn
 
     @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """`with ws.connection() as conn:` a connection for reads and single writes, closed when the block ends."""
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
     def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: one logical change, all or nothing."""
         own = conn is None
