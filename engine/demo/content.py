@@ -15,7 +15,17 @@ Conventions:
   and relate to the commit they are listed under unless a fourth element gives other commit keys.
 - Screen texts may hold @LN@, @COL@ (editor cursor), @UNREAD@ (unread counter) and @TIME@ (Maya's local clock,
   HH:MM): each capture fills them in, which makes the near-duplicates screenpipe really records.
+
+The skycast files themselves (its Python, TypeScript and Rust at each version) are in skycast_files.yaml beside
+this module, as data: FILES[name] is the text a commit below writes.
 """
+
+from pathlib import Path
+
+import yaml
+
+FILES: dict[str, str] = yaml.load(Path(__file__).with_name("skycast_files.yaml").read_text(encoding="utf-8"),
+                                  Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 DEMO_VERSION = 4  # 4: the last two weeks (translations, icons, providers, alerts, ...)
 
@@ -47,1310 +57,9 @@ PNG_FAVICON = (
 # The project's files, first versions (later commits edit them with "replace" and "append").
 # --------------------------------------------------------------------------------------------------------------
 
-GITIGNORE = """__pycache__/
-*.pyc
-.venv/
-.pytest_cache/
-node_modules/
-web/dist/
-"""
-
-PYPROJECT = """[project]
-name = "skycast"
-version = "0.1.0"
-description = "The weather in your terminal, from Open-Meteo."
-requires-python = ">=3.11"
-readme = "README.md"
-license = { text = "MIT" }
-
-[project.scripts]
-skycast = "skycast.cli:main"
-
-[tool.pytest.ini_options]
-testpaths = ["tests"]
-"""
-
-README_V1 = """# skycast
-
-The weather in your terminal, from [Open-Meteo](https://open-meteo.com) (free, no API key).
-
-```console
-$ pip install -e .
-$ skycast now --lat 52.52 --lon 13.41
-11.4 °C, wind 14 km/h, partly cloudy
-```
-
-## Development
-
-```console
-$ python -m venv .venv && . .venv/bin/activate
-$ pip install -e . pytest
-$ pytest
-```
-"""
-
-INIT_PY = '''"""skycast: the weather in your terminal, from Open-Meteo."""
-
-__version__ = "0.1.0"
-'''
-
-CLIENT_V1 = '''"""HTTP client for the Open-Meteo forecast API (no API key needed)."""
-
-from __future__ import annotations
-
-import json
-import urllib.parse
-import urllib.request
-
-BASE_URL = "https://api.open-meteo.com/v1/forecast"
-DEFAULT_TIMEOUT = 10.0
-USER_AGENT = "skycast/0.1 (+https://github.com/skycast-dev/skycast)"
-
-
-class WeatherError(RuntimeError):
-    """The forecast service could not answer."""
-
-
-def _get_json(url: str, timeout: float = DEFAULT_TIMEOUT) -> dict:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
-
-
-def current_weather(latitude: float, longitude: float) -> dict:
-    """Current temperature (°C), wind speed (km/h) and WMO weather code at a point."""
-    query = urllib.parse.urlencode(
-        {
-            "latitude": latitude,
-            "longitude": longitude,
-            "current": "temperature_2m,wind_speed_10m,weather_code",
-        }
-    )
-    payload = _get_json(f"{BASE_URL}?{query}")
-    return payload["current"]
-'''
-
-CLI_V1 = '''"""Command line entry point: `skycast now --lat 52.52 --lon 13.41`."""
-
-from __future__ import annotations
-
-import argparse
-import sys
-
-from skycast.client import WeatherError, current_weather
-
-WEATHER_CODES = {
-    0: "clear sky",
-    1: "mainly clear",
-    2: "partly cloudy",
-    3: "overcast",
-    45: "fog",
-    61: "light rain",
-    63: "rain",
-    65: "heavy rain",
-    71: "light snow",
-    95: "thunderstorm",
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skycast", description="The weather in your terminal.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    now = commands.add_parser("now", help="current conditions at a point")
-    now.add_argument("--lat", type=float, required=True, help="latitude in degrees")
-    now.add_argument("--lon", type=float, required=True, help="longitude in degrees")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        current = current_weather(args.lat, args.lon)
-    except WeatherError as exc:
-        print(f"skycast: {exc}", file=sys.stderr)
-        return 1
-    description = WEATHER_CODES.get(current["weather_code"], "unknown")
-    print(f"{current['temperature_2m']:.1f} °C, wind {current['wind_speed_10m']:.0f} km/h, {description}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-GEOCODE_V1 = '''"""City name -> coordinates, via the Open-Meteo geocoding API."""
-
-from __future__ import annotations
-
-import urllib.parse
-from dataclasses import dataclass
-
-from skycast.client import WeatherError, _get_json
-
-GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
-
-
-@dataclass(frozen=True)
-class Place:
-    name: str
-    country: str
-    latitude: float
-    longitude: float
-
-
-def find_place(name: str) -> Place:
-    """The best match for a city name; raises WeatherError when nothing matches."""
-    query = urllib.parse.urlencode({"name": name, "count": 1, "language": "en", "format": "json"})
-    payload = _get_json(f"{GEOCODING_URL}?{query}")
-    results = payload.get("results") or []
-    if not results:
-        raise WeatherError(f"no place called {name!r}")
-    best = results[0]
-    return Place(best["name"], best.get("country", ""), best["latitude"], best["longitude"])
-'''
-
-GEOCODE_V2 = '''"""City name -> coordinates, via the Open-Meteo geocoding API."""
-
-from __future__ import annotations
-
-import urllib.parse
-from dataclasses import dataclass
-
-from skycast.client import WeatherError, _get_json
-
-GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
-
-# Two-letter US state codes people type after a city name ("Springfield, IL").
-US_STATES = {
-    "CA": "California",
-    "IL": "Illinois",
-    "MA": "Massachusetts",
-    "MO": "Missouri",
-    "NY": "New York",
-    "OH": "Ohio",
-    "OR": "Oregon",
-    "TX": "Texas",
-}
-
-
-@dataclass(frozen=True)
-class Place:
-    name: str
-    admin1: str
-    country: str
-    latitude: float
-    longitude: float
-
-    def label(self) -> str:
-        return ", ".join(part for part in (self.name, self.admin1, self.country) if part)
-
-
-def _matches(result: dict, qualifier: str) -> bool:
-    wanted = US_STATES.get(qualifier.upper(), qualifier).casefold()
-    fields = (result.get("admin1", ""), result.get("country", ""), result.get("country_code", ""))
-    return any(field.casefold() == wanted for field in fields)
-
-
-def find_place(query: str) -> Place:
-    """The best match for "City" or "City, Region/Country"; raises WeatherError when nothing matches."""
-    name, _, qualifier = (part.strip() for part in query.partition(","))
-    params = urllib.parse.urlencode({"name": name, "count": 10, "language": "en", "format": "json"})
-    results = _get_json(f"{GEOCODING_URL}?{params}").get("results") or []
-    if qualifier:
-        results = [result for result in results if _matches(result, qualifier)]
-    if not results:
-        raise WeatherError(f"no place called {query!r}")
-    best = results[0]
-    return Place(best["name"], best.get("admin1", ""), best.get("country", ""), best["latitude"], best["longitude"])
-'''
-
-UNITS_V1 = '''"""Unit conversions for temperatures and wind speeds (the API answers in metric)."""
-
-from __future__ import annotations
-
-UNIT_SYSTEMS = ("metric", "imperial")
-
-
-def celsius_to_fahrenheit(celsius: float) -> float:
-    return celsius * 9.0 / 5.0 + 32.0
-
-
-def kmh_to_mph(kmh: float) -> float:
-    return kmh / 1.609344
-
-
-def format_temperature(celsius: float, system: str = "metric") -> str:
-    if system == "imperial":
-        return f"{celsius_to_fahrenheit(celsius):.1f} °F"
-    return f"{celsius:.1f} °C"
-
-
-def format_wind(kmh: float, system: str = "metric") -> str:
-    if system == "imperial":
-        return f"{kmh_to_mph(kmh):.0f} mph"
-    return f"{kmh:.0f} km/h"
-'''
-
-TEST_CLIENT_V1 = '''import io
-import urllib.error
-
-import pytest
-
-from skycast import client
-
-
-class FakeResponse(io.BytesIO):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
-def http_error(code: int, headers: dict | None = None) -> urllib.error.HTTPError:
-    return urllib.error.HTTPError(client.BASE_URL, code, "Service Unavailable", headers or {}, None)
-
-
-@pytest.fixture
-def no_sleep(monkeypatch):
-    delays = []
-    monkeypatch.setattr(client.time, "sleep", delays.append)
-    return delays
-
-
-def test_retries_503_then_succeeds(monkeypatch, no_sleep):
-    answers = [http_error(503), http_error(503), FakeResponse(b'{"current": {"temperature_2m": 11.5}}')]
-
-    def fake_urlopen(request, timeout):
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    monkeypatch.setattr(client.urllib.request, "urlopen", fake_urlopen)
-    assert client._get_json(client.BASE_URL) == {"current": {"temperature_2m": 11.5}}
-    assert len(no_sleep) == 2
-
-
-def test_gives_up_after_max_attempts(monkeypatch, no_sleep):
-    def always_503(request, timeout):
-        raise http_error(503)
-
-    monkeypatch.setattr(client.urllib.request, "urlopen", always_503)
-    with pytest.raises(client.WeatherError, match="503"):
-        client._get_json(client.BASE_URL)
-    assert len(no_sleep) == client.MAX_ATTEMPTS - 1
-
-
-def test_does_not_retry_404(monkeypatch, no_sleep):
-    def not_found(request, timeout):
-        raise http_error(404)
-
-    monkeypatch.setattr(client.urllib.request, "urlopen", not_found)
-    with pytest.raises(client.WeatherError, match="404"):
-        client._get_json(client.BASE_URL)
-    assert no_sleep == []
-
-
-def test_uses_retry_after_header(monkeypatch, no_sleep):
-    answers = [http_error(503, {"Retry-After": "3"}), FakeResponse(b'{"current": {}}')]
-
-    def fake_urlopen(request, timeout):
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    monkeypatch.setattr(client.urllib.request, "urlopen", fake_urlopen)
-    client._get_json(client.BASE_URL)
-    assert no_sleep == [3.0]
-
-
-def test_retry_after_values():
-    assert client.retry_after_seconds("3") == 3.0
-    assert client.retry_after_seconds("120") == client.MAX_BACKOFF
-    assert client.retry_after_seconds("soon") is None
-    assert client.retry_after_seconds(None) is None
-
-
-def test_backoff_is_capped():
-    assert all(0 <= client.backoff_delay(attempt) <= client.MAX_BACKOFF for attempt in range(10))
-'''
-
-CACHE_V1 = '''"""A small on-disk cache for API responses, so a status-bar loop does not hit the rate limit (#15)."""
-
-from __future__ import annotations
-
-import hashlib
-import json
-import os
-import time
-from pathlib import Path
-
-DEFAULT_TTL = 600  # seconds; Open-Meteo refreshes its models at most every 15 minutes
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "skycast"
-
-
-def cache_key(url: str) -> str:
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
-
-
-def load(url: str, ttl: float = DEFAULT_TTL) -> dict | None:
-    """The cached JSON for this URL if it is younger than ttl seconds, else None."""
-    path = cache_dir() / f"{cache_key(url)}.json"
-    try:
-        if time.time() - path.stat().st_mtime > ttl:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def store(url: str, payload: dict) -> None:
-    """Write atomically, so a second skycast running at the same time never reads half a file."""
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".{cache_key(url)}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(payload), encoding="utf-8")
-    os.replace(temporary, directory / f"{cache_key(url)}.json")
-'''
-
-MAIN_PY = '''"""`python -m skycast` runs the command line."""
-
-import sys
-
-from skycast.cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-DAILY_FORECAST = '''
-
-def daily_forecast(latitude: float, longitude: float, days: int = 7) -> list[dict]:
-    """One dict per day: date, min/max temperature (°C), max wind (km/h) and WMO weather code."""
-    query = urllib.parse.urlencode(
-        {
-            "latitude": latitude,
-            "longitude": longitude,
-            "daily": "temperature_2m_max,temperature_2m_min,wind_speed_10m_max,weather_code",
-            "forecast_days": days,
-        }
-    )
-    url = f"{BASE_URL}?{query}"
-    payload = cache.load(url)
-    if payload is None:
-        payload = _get_json(url)
-        cache.store(url, payload)
-    daily = payload["daily"]
-    return [
-        {
-            "date": day,
-            "max": daily["temperature_2m_max"][index],
-            "min": daily["temperature_2m_min"][index],
-            "wind": daily["wind_speed_10m_max"][index],
-            "code": daily["weather_code"][index],
-        }
-        for index, day in enumerate(daily["time"])
-    ]
-'''
-
-FORMATTING_V1 = '''"""Render forecasts as aligned text tables for the terminal."""
-
-from __future__ import annotations
-
-from datetime import date
-
-from skycast.units import format_temperature, format_wind
-
-WEATHER_CODES = {
-    0: "clear sky",
-    1: "mainly clear",
-    2: "partly cloudy",
-    3: "overcast",
-    45: "fog",
-    48: "rime fog",
-    51: "light drizzle",
-    61: "light rain",
-    63: "rain",
-    65: "heavy rain",
-    71: "light snow",
-    73: "snow",
-    80: "rain showers",
-    95: "thunderstorm",
-}
-
-
-def describe(code: int) -> str:
-    return WEATHER_CODES.get(code, "unknown")
-
-
-def week_table(days: list[dict], system: str = "metric") -> str:
-    """One aligned row per day: weekday, low, high, wind and sky."""
-    rows = [("day", "low", "high", "wind", "sky")]
-    for day in days:
-        weekday = date.fromisoformat(day["date"]).strftime("%a %d %b")
-        rows.append(
-            (
-                weekday,
-                format_temperature(day["min"], system),
-                format_temperature(day["max"], system),
-                format_wind(day["wind"], system),
-                describe(day["code"]),
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
-'''
-
-CLI_V2 = '''"""Command line entry point: `skycast now Berlin`, `skycast week "Springfield, IL"`."""
-
-from __future__ import annotations
-
-import argparse
-import sys
-
-from skycast import __version__
-from skycast.client import WeatherError, current_weather, daily_forecast
-from skycast.formatting import describe, week_table
-from skycast.geocode import find_place
-from skycast.units import UNIT_SYSTEMS, format_temperature, format_wind
-
-
-def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("city", nargs="?", help='city name, e.g. Berlin or "Springfield, IL"')
-    parser.add_argument("--lat", type=float, help="latitude in degrees (instead of a city)")
-    parser.add_argument("--lon", type=float, help="longitude in degrees (instead of a city)")
-    parser.add_argument(
-        "--units", choices=UNIT_SYSTEMS, default="metric", help="metric (°C, km/h) or imperial (°F, mph)"
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skycast", description="The weather in your terminal.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    _add_location_arguments(commands.add_parser("now", help="current conditions"))
-    week = commands.add_parser("week", help="daily forecast for the coming days")
-    _add_location_arguments(week)
-    week.add_argument("--days", type=int, default=7, choices=range(1, 17), metavar="1-16")
-    return parser
-
-
-def _locate(args: argparse.Namespace) -> tuple[float, float, str | None]:
-    if args.city is not None:
-        place = find_place(args.city)
-        return place.latitude, place.longitude, place.label()
-    if args.lat is None or args.lon is None:
-        raise WeatherError("give a city name or both --lat and --lon")
-    return args.lat, args.lon, None
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        latitude, longitude, label = _locate(args)
-        if args.command == "week":
-            days = daily_forecast(latitude, longitude, args.days)
-        else:
-            current = current_weather(latitude, longitude)
-    except WeatherError as exc:
-        print(f"skycast: {exc}", file=sys.stderr)
-        return 1
-    if label:
-        print(label)
-    if args.command == "week":
-        print(week_table(days, args.units))
-        return 0
-    temperature = format_temperature(current["temperature_2m"], args.units)
-    wind = format_wind(current["wind_speed_10m"], args.units)
-    print(f"{temperature}, wind {wind}, {describe(current['weather_code'])}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-DAY_LABEL = '''
-
-def place_today(utc_offset_seconds: int) -> date:
-    """Today's date where the forecast is for, not where the user is (#21)."""
-    return (datetime.now(timezone.utc) + timedelta(seconds=utc_offset_seconds)).date()
-
-
-def day_label(iso_day: str, today: date | None = None) -> str:
-    """'today', 'tomorrow' or 'Tue 20 Oct', judged in the forecast place's own calendar."""
-    day = date.fromisoformat(iso_day)
-    if today is not None and day == today:
-        return "today"
-    if today is not None and (day - today).days == 1:
-        return "tomorrow"
-    return day.strftime("%a %d %b")
-'''
-
-JSON_OUTPUT = '''
-
-def _temperature(celsius: float, system: str) -> float:
-    return round(celsius_to_fahrenheit(celsius) if system == "imperial" else celsius, 1)
-
-
-def _wind(kmh: float, system: str) -> float:
-    return round(kmh_to_mph(kmh) if system == "imperial" else kmh, 1)
-
-
-def to_json_current(current: dict, system: str = "metric") -> dict:
-    """The current conditions as plain numbers in the chosen units, for `--json`."""
-    return {
-        "temperature": _temperature(current["temperature_2m"], system),
-        "wind_speed": _wind(current["wind_speed_10m"], system),
-        "weather_code": current["weather_code"],
-        "description": describe(current["weather_code"]),
-    }
-
-
-def to_json_day(day: dict, system: str = "metric") -> dict:
-    """One forecast day as plain numbers in the chosen units, for `--json`."""
-    return {
-        "date": day["date"],
-        "min": _temperature(day["min"], system),
-        "max": _temperature(day["max"], system),
-        "wind_speed_max": _wind(day["wind"], system),
-        "weather_code": day["code"],
-        "description": describe(day["code"]),
-    }
-'''
-
-CONFIG_PY = '''"""User settings from ~/.config/skycast/config.toml or $SKYCAST_CONFIG, e.g. a self-hosted Open-Meteo."""
-
-from __future__ import annotations
-
-import os
-import tomllib
-from dataclasses import dataclass
-from pathlib import Path
-
-DEFAULT_BASE_URL = "https://api.open-meteo.com/v1/forecast"
-DEFAULT_GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
-
-
-@dataclass(frozen=True)
-class Settings:
-    base_url: str = DEFAULT_BASE_URL
-    geocoding_url: str = DEFAULT_GEOCODING_URL
-    timeout: float = 10.0
-    units: str = "metric"
-
-
-def config_path() -> Path:
-    override = os.environ.get("SKYCAST_CONFIG")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "skycast" / "config.toml"
-
-
-def load_settings(path: Path | None = None) -> Settings:
-    """Settings from the TOML file; a missing file means the defaults."""
-    path = path or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Settings()
-    api = data.get("api", {})
-    return Settings(
-        base_url=api.get("base_url", DEFAULT_BASE_URL).rstrip("/"),
-        geocoding_url=api.get("geocoding_url", DEFAULT_GEOCODING_URL).rstrip("/"),
-        timeout=float(api.get("timeout", 10.0)),
-        units=data.get("display", {}).get("units", "metric"),
-    )
-'''
-
-RELEASE_PY = '''"""Bump the version in pyproject.toml and skycast/__init__.py, commit and tag it.
-
-Usage: python scripts/release.py 0.3.0
-"""
-
-from __future__ import annotations
-
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-VERSION = re.compile(r"^\\d+\\.\\d+\\.\\d+$")
-
-
-def bump(path: Path, pattern: str, version: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    updated, count = re.subn(pattern, lambda match: f"{match.group(1)}{version}{match.group(3)}", text, count=1)
-    if count != 1:
-        raise SystemExit(f"no version string found in {path}")
-    path.write_text(updated, encoding="utf-8")
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not VERSION.match(argv[0]):
-        print("usage: python scripts/release.py X.Y.Z", file=sys.stderr)
-        return 2
-    version = argv[0]
-    bump(ROOT / "pyproject.toml", r'(version = ")([^"]+)(")', version)
-    bump(ROOT / "skycast" / "__init__.py", r'(__version__ = ")([^"]+)(")', version)
-    subprocess.run(["git", "commit", "-am", f"Release {version}"], cwd=ROOT, check=True)
-    subprocess.run(["git", "tag", "-a", f"v{version}", "-m", f"skycast {version}"], cwd=ROOT, check=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-'''
-
-TEST_UNITS = '''from skycast.formatting import to_json_current
-from skycast.units import celsius_to_fahrenheit, format_temperature, format_wind, kmh_to_mph
-
-
-def test_conversions():
-    assert celsius_to_fahrenheit(100) == 212
-    assert round(kmh_to_mph(100), 2) == 62.14
-
-
-def test_missing_values_are_shown_as_not_available():
-    assert format_wind(None) == "n/a"
-    assert format_temperature(None, "imperial") == "n/a"
-
-
-def test_json_keeps_null_wind():
-    current = {"temperature_2m": 4.2, "wind_speed_10m": None, "weather_code": 3}
-    assert to_json_current(current)["wind_speed"] is None
-'''
-
-BREAKER_PY = '''"""A circuit breaker shared by every request (#42).
-
-After repeated 5xx answers, fail fast for a while instead of retrying into an outage (docs/retry-policy.md).
-"""
-
-from __future__ import annotations
-
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-
-class CircuitOpenError(RuntimeError):
-    """The service failed repeatedly; calls are refused until the cool-down ends."""
-
-
-@dataclass
-class CircuitBreaker:
-    failure_threshold: int = 5
-    cooldown: float = 30.0
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    failures: int = 0
-    opened_at: float | None = None
-
-    @property
-    def state(self) -> str:
-        if self.opened_at is None:
-            return "closed"
-        if self.clock() - self.opened_at >= self.cooldown:
-            return "half-open"
-        return "open"
-
-    def before_call(self) -> None:
-        if self.state == "open":
-            remaining = self.cooldown - (self.clock() - self.opened_at)
-            raise CircuitOpenError(f"service unavailable, not calling it for another {remaining:.0f} s")
-
-    def record_success(self) -> None:
-        self.failures = 0
-        self.opened_at = None
-
-    def record_failure(self) -> None:
-        self.failures += 1
-        if self.state == "half-open" or self.failures >= self.failure_threshold:
-            self.opened_at = self.clock()
-'''
-
-TEST_BREAKER = '''
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_breaker_opens_after_threshold_and_fails_fast():
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=3, cooldown=30.0, clock=clock)
-    for _ in range(3):
-        breaker.record_failure()
-    assert breaker.state == "open"
-    with pytest.raises(CircuitOpenError):
-        breaker.before_call()
-
-
-def test_breaker_half_open_after_cooldown_then_closes_on_success():
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=30.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 31
-    assert breaker.state == "half-open"
-    breaker.before_call()
-    breaker.record_success()
-    assert breaker.state == "closed"
-
-
-def test_breaker_failure_while_half_open_opens_again():
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=30.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 31
-    breaker.record_failure()
-    assert breaker.state == "open"
-
-
-def test_get_json_fails_fast_while_open(monkeypatch, no_sleep):
-    calls = []
-
-    def always_503(request, timeout):
-        calls.append(request)
-        raise http_error(503)
-
-    monkeypatch.setattr(client.urllib.request, "urlopen", always_503)
-    client.BREAKER.failure_threshold = 2
-    with pytest.raises(client.WeatherError, match="not calling it"):
-        client._get_json(client.BASE_URL)
-    assert len(calls) == 2
-'''
-
 # --------------------------------------------------------------------------------------------------------------
 # The web dashboard (web/): Vite + React + TypeScript.
 # --------------------------------------------------------------------------------------------------------------
-
-PACKAGE_JSON = """{
-  "name": "skycast-web",
-  "private": true,
-  "version": "0.1.0",
-  "type": "module",
-  "scripts": {
-    "dev": "vite",
-    "build": "tsc -b && vite build",
-    "preview": "vite preview"
-  },
-  "dependencies": {
-    "react": "^18.3.1",
-    "react-dom": "^18.3.1"
-  },
-  "devDependencies": {
-    "@types/react": "^18.3.11",
-    "@types/react-dom": "^18.3.1",
-    "@vitejs/plugin-react": "^4.3.2",
-    "typescript": "^5.6.3",
-    "vite": "^5.4.9"
-  }
-}
-"""
-
-TSCONFIG = """{
-  "compilerOptions": {
-    "target": "ES2020",
-    "lib": ["ES2020", "DOM", "DOM.Iterable"],
-    "module": "ESNext",
-    "moduleResolution": "bundler",
-    "jsx": "react-jsx",
-    "strict": true,
-    "noEmit": true,
-    "skipLibCheck": true
-  },
-  "include": ["src"]
-}
-"""
-
-INDEX_HTML = """<!doctype html>
-<html lang="en">
-  <head>
-    <meta charset="UTF-8" />
-    <link rel="icon" type="image/png" href="/favicon.png" />
-    <meta name="viewport" content="width=device-width, initial-scale=1.0" />
-    <title>skycast</title>
-  </head>
-  <body>
-    <div id="root"></div>
-    <script type="module" src="/src/main.tsx"></script>
-  </body>
-</html>
-"""
-
-VITE_CONFIG = """import { defineConfig } from "vite";
-import react from "@vitejs/plugin-react";
-
-// The dashboard talks to Open-Meteo directly from the browser; there is no backend of its own.
-export default defineConfig({
-  plugins: [react()],
-  server: { port: 5173, strictPort: true },
-});
-"""
-
-MAIN_TSX = """import { StrictMode } from "react";
-import { createRoot } from "react-dom/client";
-import App from "./App";
-import "./styles.css";
-
-createRoot(document.getElementById("root")!).render(
-  <StrictMode>
-    <App />
-  </StrictMode>,
-);
-"""
-
-STYLES_V1 = """:root {
-  font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
-  color: #1d2433;
-  background: #f4f7fb;
-}
-
-.app {
-  max-width: 40rem;
-  margin: 3rem auto;
-  padding: 0 1rem;
-}
-
-.tagline {
-  color: #6b7280;
-}
-"""
-
-APP_V1 = """import { useState } from "react";
-
-export default function App() {
-  const [city, setCity] = useState("Berlin");
-
-  return (
-    <main className="app">
-      <header>
-        <h1>skycast</h1>
-        <p className="tagline">The weather, without the ads.</p>
-      </header>
-      <input value={city} onChange={(event) => setCity(event.target.value)} aria-label="City" />
-      <p className="placeholder">Forecast for {city} coming soon.</p>
-    </main>
-  );
-}
-"""
-
-API_TS = """// Typed wrappers around the Open-Meteo endpoints the dashboard uses (see docs/api-notes.md).
-
-const FORECAST_URL = "https://api.open-meteo.com/v1/forecast";
-const GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search";
-
-export interface Place {
-  name: string;
-  country: string;
-  admin1?: string;
-  latitude: number;
-  longitude: number;
-}
-
-export interface CurrentWeather {
-  time: string;
-  temperature_2m: number;
-  wind_speed_10m: number;
-  weather_code: number;
-}
-
-export interface DailyForecast {
-  time: string[];
-  temperature_2m_max: number[];
-  temperature_2m_min: number[];
-  weather_code: number[];
-}
-
-export interface Forecast {
-  timezone: string;
-  current: CurrentWeather;
-  daily: DailyForecast;
-}
-
-export class ApiError extends Error {
-  constructor(
-    public status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "ApiError";
-  }
-}
-
-async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(url, { signal });
-  if (!response.ok) {
-    throw new ApiError(response.status, `${response.status} ${response.statusText}`);
-  }
-  return (await response.json()) as T;
-}
-
-export async function searchPlaces(name: string, signal?: AbortSignal): Promise<Place[]> {
-  const params = new URLSearchParams({ name, count: "5", language: "en", format: "json" });
-  const payload = await getJson<{ results?: Place[] }>(`${GEOCODING_URL}?${params}`, signal);
-  return payload.results ?? [];
-}
-
-export async function fetchForecast(place: Place, signal?: AbortSignal): Promise<Forecast> {
-  const params = new URLSearchParams({
-    latitude: String(place.latitude),
-    longitude: String(place.longitude),
-    current: "temperature_2m,wind_speed_10m,weather_code",
-    daily: "temperature_2m_max,temperature_2m_min,weather_code",
-    timezone: "auto",
-  });
-  return getJson<Forecast>(`${FORECAST_URL}?${params}`, signal);
-}
-"""
-
-FORMAT_JS = """// Display helpers shared by the dashboard components.
-// Temperatures arrive in °C and wind speeds in km/h (the Open-Meteo defaults); the card shows whole numbers.
-
-/**
- * Whole degrees with the degree sign, e.g. 11.6 -> "12°".
- */
-export function formatTemperature(celsius) {
-  return `${Math.round(celsius)}°`;
-}
-
-/**
- * Whole kilometres per hour, e.g. 13.2 -> "13 km/h".
- */
-export function formatWind(kmh) {
-  return `${Math.round(kmh)} km/h`;
-}
-
-/**
- * Short weekday name of an ISO date ("2026-10-16" -> "Fri"), read at noon so no timezone shifts the day.
- */
-export function weekdayName(isoDate) {
-  return new Date(`${isoDate}T12:00:00`).toLocaleDateString("en-GB", { weekday: "short" });
-}
-"""
-
-FORMAT_TS = """// Display helpers shared by the dashboard components.
-// Temperatures arrive in °C and wind speeds in km/h (the Open-Meteo defaults); the card shows whole numbers.
-
-/**
- * Whole degrees with the degree sign, e.g. 11.6 -> "12°".
- */
-export function formatTemperature(celsius: number): string {
-  return `${Math.round(celsius)}°`;
-}
-
-/**
- * Whole kilometres per hour, e.g. 13.2 -> "13 km/h".
- */
-export function formatWind(kmh: number): string {
-  return `${Math.round(kmh)} km/h`;
-}
-
-/**
- * Short weekday name of an ISO date ("2026-10-16" -> "Fri"), read at noon so no timezone shifts the day.
- */
-export function weekdayName(isoDate: string): string {
-  return new Date(`${isoDate}T12:00:00`).toLocaleDateString("en-GB", { weekday: "short" });
-}
-
-/**
- * Low and high of a day, e.g. "6° / 13°".
- */
-export function formatRange(min: number, max: number): string {
-  return `${formatTemperature(min)} / ${formatTemperature(max)}`;
-}
-"""
-
-FORECAST_CARD_V1 = """import type { Forecast, Place } from "../api";
-import { formatTemperature, formatWind, weekdayName } from "../utils/format";
-
-interface Props {
-  place: Place;
-  forecast: Forecast;
-}
-
-export function ForecastCard({ place, forecast }: Props) {
-  const { current, daily } = forecast;
-  return (
-    <article className="forecast-card">
-      <header>
-        <img src="/icons/sun.png" alt="" width={32} height={32} />
-        <h2>{place.name}</h2>
-        <span className="country">{place.country}</span>
-      </header>
-      <p className="now">
-        <span className="temperature">{formatTemperature(current.temperature_2m)}</span>
-        <span className="wind">{formatWind(current.wind_speed_10m)}</span>
-      </p>
-      <ol className="days">
-        {daily.time.map((day, index) => (
-          <li key={day}>
-            <span>{weekdayName(day)}</span>
-            <span>{formatTemperature(daily.temperature_2m_min[index])}</span>
-            <span>{formatTemperature(daily.temperature_2m_max[index])}</span>
-          </li>
-        ))}
-      </ol>
-    </article>
-  );
-}
-"""
-
-APP_V2 = """import { useEffect, useState } from "react";
-import { fetchForecast, searchPlaces, type Forecast, type Place } from "./api";
-import { ForecastCard } from "./components/ForecastCard";
-
-export default function App() {
-  const [city, setCity] = useState("Berlin");
-  const [place, setPlace] = useState<Place | null>(null);
-  const [forecast, setForecast] = useState<Forecast | null>(null);
-
-  useEffect(() => {
-    searchPlaces(city).then(async (places) => {
-      if (places.length === 0) return;
-      setPlace(places[0]);
-      setForecast(await fetchForecast(places[0]));
-    });
-  }, [city]);
-
-  return (
-    <main className="app">
-      <header>
-        <h1>skycast</h1>
-        <p className="tagline">The weather, without the ads.</p>
-      </header>
-      <input value={city} onChange={(event) => setCity(event.target.value)} aria-label="City" />
-      {place && forecast ? <ForecastCard place={place} forecast={forecast} /> : <p>Loading…</p>}
-    </main>
-  );
-}
-"""
-
-USE_FORECAST_TS = """import { useEffect, useState } from "react";
-import { fetchForecast, searchPlaces, type Forecast, type Place } from "../api";
-
-export type ForecastState =
-  | { status: "idle" }
-  | { status: "loading" }
-  | { status: "ready"; place: Place; forecast: Forecast }
-  | { status: "error"; message: string };
-
-// One request chain per city. When the city changes (or the component unmounts) the previous chain is
-// aborted, so a slow answer for the old city can no longer overwrite the new one (#24).
-export function useForecast(city: string): ForecastState {
-  const [state, setState] = useState<ForecastState>({ status: "idle" });
-
-  useEffect(() => {
-    if (!city.trim()) {
-      setState({ status: "idle" });
-      return;
-    }
-    const controller = new AbortController();
-    setState({ status: "loading" });
-    (async () => {
-      try {
-        const places = await searchPlaces(city, controller.signal);
-        if (places.length === 0) {
-          setState({ status: "error", message: `No place called “${city}”` });
-          return;
-        }
-        const forecast = await fetchForecast(places[0], controller.signal);
-        setState({ status: "ready", place: places[0], forecast });
-      } catch (error) {
-        if (controller.signal.aborted) return;
-        setState({ status: "error", message: error instanceof Error ? error.message : String(error) });
-      }
-    })();
-    return () => controller.abort();
-  }, [city]);
-
-  return state;
-}
-"""
-
-APP_V3 = """import { useState } from "react";
-import { ForecastCard } from "./components/ForecastCard";
-import { useForecast } from "./hooks/useForecast";
-
-export default function App() {
-  const [city, setCity] = useState("Berlin");
-  const state = useForecast(city);
-
-  return (
-    <main className="app">
-      <header>
-        <h1>skycast</h1>
-        <p className="tagline">The weather, without the ads.</p>
-      </header>
-      <input value={city} onChange={(event) => setCity(event.target.value)} aria-label="City" />
-      {state.status === "loading" && <p className="status">Loading…</p>}
-      {state.status === "error" && <p className="status error">{state.message}</p>}
-      {state.status === "ready" && <ForecastCard place={state.place} forecast={state.forecast} />}
-    </main>
-  );
-}
-"""
-
-WIND_ARROW_TSX = """const COMPASS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"];
-
-export function compassPoint(degrees: number): string {
-  return COMPASS[Math.round((((degrees % 360) + 360) % 360) / 45) % 8];
-}
-
-interface Props {
-  degrees: number;
-  size?: number;
-}
-
-// Meteorological convention: wind_direction_10m is where the wind comes FROM, so the arrow points downwind (#27).
-export function WindArrow({ degrees, size = 20 }: Props) {
-  return (
-    <span className="wind-arrow" title={`from ${compassPoint(degrees)} (${Math.round(degrees)}°)`}>
-      <svg width={size} height={size} viewBox="0 0 24 24" style={{ transform: `rotate(${degrees + 180}deg)` }}>
-        <path d="M12 2 L18 20 L12 16 L6 20 Z" fill="currentColor" />
-      </svg>
-      {compassPoint(degrees)}
-    </span>
-  );
-}
-"""
-
-USE_DEBOUNCE_TS = """import { useEffect, useState } from "react";
-
-// The value, once it has stopped changing for `delay` ms: typing "Berlin" fires one search, not six (#33).
-export function useDebounce<T>(value: T, delay = 350): T {
-  const [settled, setSettled] = useState(value);
-
-  useEffect(() => {
-    const timer = window.setTimeout(() => setSettled(value), delay);
-    return () => window.clearTimeout(timer);
-  }, [value, delay]);
-
-  return settled;
-}
-"""
-
-CITY_SEARCH_TSX = """interface Props {
-  value: string;
-  onChange: (city: string) => void;
-}
-
-export function CitySearch({ value, onChange }: Props) {
-  return (
-    <label className="city-search">
-      <span>City</span>
-      <input
-        value={value}
-        onChange={(event) => onChange(event.target.value)}
-        placeholder="Berlin, Tokyo, Springfield…"
-        autoComplete="off"
-        spellCheck={false}
-      />
-    </label>
-  );
-}
-"""
-
-APP_V4 = """import { useState } from "react";
-import { CitySearch } from "./components/CitySearch";
-import { ForecastCard } from "./components/ForecastCard";
-import { useDebounce } from "./hooks/useDebounce";
-import { useForecast } from "./hooks/useForecast";
-
-export default function App() {
-  const [city, setCity] = useState("Berlin");
-  const settledCity = useDebounce(city, 350);
-  const state = useForecast(settledCity);
-
-  return (
-    <main className="app">
-      <header>
-        <h1>skycast</h1>
-        <p className="tagline">The weather, without the ads.</p>
-      </header>
-      <CitySearch value={city} onChange={setCity} />
-      {state.status === "loading" && <p className="status">Loading…</p>}
-      {state.status === "error" && <p className="status error">{state.message}</p>}
-      {state.status === "ready" && <ForecastCard place={state.place} forecast={state.forecast} />}
-    </main>
-  );
-}
-"""
-
-USE_THEME_TS = """import { useEffect, useState } from "react";
-
-export type Theme = "light" | "dark";
-
-const STORAGE_KEY = "skycast.theme";
-
-// The saved choice if there is one, else whatever the operating system prefers (#45).
-function initialTheme(): Theme {
-  const saved = window.localStorage.getItem(STORAGE_KEY);
-  if (saved === "light" || saved === "dark") return saved;
-  return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
-}
-
-export function useTheme(): [Theme, () => void] {
-  const [theme, setTheme] = useState<Theme>(initialTheme);
-
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-    window.localStorage.setItem(STORAGE_KEY, theme);
-  }, [theme]);
-
-  const toggle = () => setTheme((current) => (current === "dark" ? "light" : "dark"));
-  return [theme, toggle];
-}
-"""
-
-THEME_TOGGLE_TSX = """import type { Theme } from "../hooks/useTheme";
-
-interface Props {
-  theme: Theme;
-  onToggle: () => void;
-}
-
-export function ThemeToggle({ theme, onToggle }: Props) {
-  const next = theme === "dark" ? "light" : "dark";
-  return (
-    <button type="button" className="theme-toggle" onClick={onToggle} aria-label={`Switch to ${next} mode`}>
-      {theme === "dark" ? "☀" : "☾"}
-    </button>
-  );
-}
-"""
-
-DARK_STYLES = """
-:root[data-theme="dark"] {
-  color: #e5e9f0;
-  background: #11151c;
-}
-
-:root[data-theme="dark"] .forecast-card {
-  background: #1b212c;
-  border-color: #2c3443;
-}
-
-.theme-toggle {
-  position: absolute;
-  top: 1rem;
-  right: 1rem;
-  border: none;
-  background: transparent;
-  font-size: 1.4rem;
-  cursor: pointer;
-}
-"""
 
 # --------------------------------------------------------------------------------------------------------------
 # docs/ beside the repository (the team wiki, exported as Markdown).
@@ -1489,36 +198,6 @@ Expense policy, holidays and the VPN are in the company handbook, not here.
 """,
 }
 
-APP_V5 = """import { useState } from "react";
-import { CitySearch } from "./components/CitySearch";
-import { ForecastCard } from "./components/ForecastCard";
-import { ThemeToggle } from "./components/ThemeToggle";
-import { useDebounce } from "./hooks/useDebounce";
-import { useForecast } from "./hooks/useForecast";
-import { useTheme } from "./hooks/useTheme";
-
-export default function App() {
-  const [city, setCity] = useState("Berlin");
-  const [theme, toggleTheme] = useTheme();
-  const settledCity = useDebounce(city, 350);
-  const state = useForecast(settledCity);
-
-  return (
-    <main className="app">
-      <header>
-        <h1>skycast</h1>
-        <p className="tagline">The weather, without the ads.</p>
-        <ThemeToggle theme={theme} onToggle={toggleTheme} />
-      </header>
-      <CitySearch value={city} onChange={setCity} />
-      {state.status === "loading" && <p className="status">Loading…</p>}
-      {state.status === "error" && <p className="status error">{state.message}</p>}
-      {state.status === "ready" && <ForecastCard place={state.place} forecast={state.forecast} />}
-    </main>
-  );
-}
-"""
-
 # --------------------------------------------------------------------------------------------------------------
 # The commits, in order, each with what led to it.
 # --------------------------------------------------------------------------------------------------------------
@@ -1534,12 +213,12 @@ COMMITS = [
         "Open-Meteo forecast API. Standard library only (urllib), as agreed in\n"
         "docs/architecture.md.",
         "changes": [
-            ("write", ".gitignore", GITIGNORE),
-            ("write", "pyproject.toml", PYPROJECT),
-            ("write", "README.md", README_V1),
-            ("write", "skycast/__init__.py", INIT_PY),
-            ("write", "skycast/client.py", CLIENT_V1),
-            ("write", "skycast/cli.py", CLI_V1),
+            ("write", ".gitignore", FILES["GITIGNORE"]),
+            ("write", "pyproject.toml", FILES["PYPROJECT"]),
+            ("write", "README.md", FILES["README_V1"]),
+            ("write", "skycast/__init__.py", FILES["INIT_PY"]),
+            ("write", "skycast/client.py", FILES["CLIENT_V1"]),
+            ("write", "skycast/cli.py", FILES["CLI_V1"]),
         ],
         "visits": [("om-docs-forecast", 7), ("vscode-client-v1", 6), ("term-first-run", 4)],
         "audio": [
@@ -1560,7 +239,7 @@ COMMITS = [
         "`skycast now Berlin` instead of remembering coordinates. --lat/--lon\n"
         "still work when no city is given.",
         "changes": [
-            ("write", "skycast/geocode.py", GEOCODE_V1),
+            ("write", "skycast/geocode.py", FILES["GEOCODE_V1"]),
             ("replace", "skycast/cli.py",
              "from skycast.client import WeatherError, current_weather\n",
              "from skycast.client import WeatherError, current_weather\nfrom skycast.geocode import find_place\n"),
@@ -1599,7 +278,7 @@ COMMITS = [
         "The API is still called in metric; units.py converts locally so one\n"
         "cached answer serves both unit systems. Closes #3.",
         "changes": [
-            ("write", "skycast/units.py", UNITS_V1),
+            ("write", "skycast/units.py", FILES["UNITS_V1"]),
             ("replace", "skycast/cli.py",
              "from skycast.geocode import find_place\n",
              "from skycast.geocode import find_place\n"
@@ -1734,7 +413,7 @@ COMMITS = [
              "            delay = backoff_delay(attempt)\n",
              '                raise WeatherError(f"{exc.code} {exc.reason} from {request.host}") from exc\n'
              '            delay = retry_after_seconds(exc.headers.get("Retry-After")) or backoff_delay(attempt)\n'),
-            ("write", "tests/test_client.py", TEST_CLIENT_V1),
+            ("write", "tests/test_client.py", FILES["TEST_CLIENT_V1"]),
         ],
         "visits": [
             ("term-pytest-retry-after-fail", 6), ("mdn-retry-after", 5), ("vscode-test-client", 6),
@@ -1753,7 +432,7 @@ COMMITS = [
         "429 Too Many Requests. Answers are now cached under ~/.cache/skycast,\n"
         "keyed by the request URL, for DEFAULT_TTL = 600 s; writes are atomic.",
         "changes": [
-            ("write", "skycast/cache.py", CACHE_V1),
+            ("write", "skycast/cache.py", FILES["CACHE_V1"]),
             ("replace", "skycast/client.py",
              "from datetime import datetime, timezone\n\nBASE_URL",
              "from datetime import datetime, timezone\n\nfrom skycast import cache\n\nBASE_URL"),
@@ -1780,7 +459,7 @@ COMMITS = [
         "committed": "2026-10-12 08:02:11",
         "message": "Add `python -m skycast` and --version",
         "changes": [
-            ("write", "skycast/__main__.py", MAIN_PY),
+            ("write", "skycast/__main__.py", FILES["MAIN_PY"]),
             ("replace", "skycast/cli.py",
              "from skycast.client import WeatherError, current_weather\n",
              "from skycast import __version__\nfrom skycast.client import WeatherError, current_weather\n"),
@@ -1803,7 +482,7 @@ COMMITS = [
         "admin1, country or country_code match the part after the comma (two-letter\n"
         "US state codes are expanded). The CLI prints the place it chose.",
         "changes": [
-            ("write", "skycast/geocode.py", GEOCODE_V2),
+            ("write", "skycast/geocode.py", FILES["GEOCODE_V2"]),
             ("replace", "skycast/cli.py",
              '    print(f"{temperature}, wind {wind}, {description}")\n',
              "    if args.city is not None:\n"
@@ -1827,9 +506,9 @@ COMMITS = [
         "weather codes move from cli.py to formatting.py. cli.py shares the\n"
         "location arguments between `now` and `week`.",
         "changes": [
-            ("append", "skycast/client.py", DAILY_FORECAST),
-            ("write", "skycast/formatting.py", FORMATTING_V1),
-            ("write", "skycast/cli.py", CLI_V2),
+            ("append", "skycast/client.py", FILES["DAILY_FORECAST"]),
+            ("write", "skycast/formatting.py", FILES["FORMATTING_V1"]),
+            ("write", "skycast/cli.py", FILES["CLI_V2"]),
         ],
         "visits": [("slack-priya-week", 5), ("om-docs-daily", 5), ("vscode-formatting", 7), ("term-week-table", 4)],
         "audio": [
@@ -1849,13 +528,13 @@ COMMITS = [
         "npm create vite@latest web -- --template react-ts, trimmed to what we\n"
         "use: strict tsconfig, a placeholder App with a city input, favicon.",
         "changes": [
-            ("write", "web/package.json", PACKAGE_JSON),
-            ("write", "web/tsconfig.json", TSCONFIG),
-            ("write", "web/index.html", INDEX_HTML),
-            ("write", "web/vite.config.ts", VITE_CONFIG),
-            ("write", "web/src/main.tsx", MAIN_TSX),
-            ("write", "web/src/App.tsx", APP_V1),
-            ("write", "web/src/styles.css", STYLES_V1),
+            ("write", "web/package.json", FILES["PACKAGE_JSON"]),
+            ("write", "web/tsconfig.json", FILES["TSCONFIG"]),
+            ("write", "web/index.html", FILES["INDEX_HTML"]),
+            ("write", "web/vite.config.ts", FILES["VITE_CONFIG"]),
+            ("write", "web/src/main.tsx", FILES["MAIN_TSX"]),
+            ("write", "web/src/App.tsx", FILES["APP_V1"]),
+            ("write", "web/src/styles.css", FILES["STYLES_V1"]),
             ("binary", "web/public/favicon.png", PNG_FAVICON),
         ],
         "visits": [("slack-dashboard-plan", 4), ("term-npm-create-vite", 6), ("vite-docs", 5)],
@@ -1876,7 +555,7 @@ COMMITS = [
         "web/src/api.ts: Place, CurrentWeather, DailyForecast, Forecast types,\n"
         "searchPlaces() and fetchForecast() with AbortSignal support, ApiError\n"
         "for non-2xx answers. timezone=auto as in docs/api-notes.md.",
-        "changes": [("write", "web/src/api.ts", API_TS)],
+        "changes": [("write", "web/src/api.ts", FILES["API_TS"])],
         "visits": [("browser-forecast-json", 5), ("vscode-api-ts", 8)],
         "audio": [],
         "docs": ["docs/api-notes.md"],
@@ -1890,9 +569,9 @@ COMMITS = [
         'First real screen of the dashboard, following Sam\'s Figma frame\n"Forecast card / default". '
         "App.tsx fetches the first geocoding match\nand renders the card.",
         "changes": [
-            ("write", "web/src/utils/format.js", FORMAT_JS),
-            ("write", "web/src/components/ForecastCard.tsx", FORECAST_CARD_V1),
-            ("write", "web/src/App.tsx", APP_V2),
+            ("write", "web/src/utils/format.js", FILES["FORMAT_JS"]),
+            ("write", "web/src/components/ForecastCard.tsx", FILES["FORECAST_CARD_V1"]),
+            ("write", "web/src/App.tsx", FILES["APP_V2"]),
             ("binary", "web/public/icons/sun.png", PNG_SUN),
         ],
         "visits": [("figma-card", 6), ("slack-design-card", 4), ("vscode-card", 7), ("chrome-dashboard-card", 3)],
@@ -1930,7 +609,7 @@ COMMITS = [
             ("replace", "skycast/formatting.py",
              '        weekday = date.fromisoformat(day["date"]).strftime("%a %d %b")\n',
              '        weekday = day_label(day["date"], today)\n'),
-            ("append", "skycast/formatting.py", DAY_LABEL),
+            ("append", "skycast/formatting.py", FILES["DAY_LABEL"]),
             ("replace", "skycast/cli.py",
              "from skycast.formatting import describe, week_table\n",
              "from skycast.formatting import describe, place_today, week_table\n"),
@@ -1960,8 +639,8 @@ COMMITS = [
         "that is aborted on change/unmount, and the hook exposes\n"
         "idle/loading/ready/error.",
         "changes": [
-            ("write", "web/src/hooks/useForecast.ts", USE_FORECAST_TS),
-            ("write", "web/src/App.tsx", APP_V3),
+            ("write", "web/src/hooks/useForecast.ts", FILES["USE_FORECAST_TS"]),
+            ("write", "web/src/App.tsx", FILES["APP_V3"]),
         ],
         "visits": [("gh-issue-24", 6), ("devtools-console-24", 5), ("slack-flicker", 4), ("vscode-use-forecast", 7)],
         "audio": [
@@ -1983,7 +662,7 @@ COMMITS = [
         "ForecastCard imports the new module.",
         "changes": [
             ("rename", "web/src/utils/format.js", "web/src/utils/formatTemperature.ts"),
-            ("write", "web/src/utils/formatTemperature.ts", FORMAT_TS),
+            ("write", "web/src/utils/formatTemperature.ts", FILES["FORMAT_TS"]),
             ("replace", "web/src/components/ForecastCard.tsx",
              'from "../utils/format";\n', 'from "../utils/formatTemperature";\n'),
         ],
@@ -2001,7 +680,7 @@ COMMITS = [
         "downwind (the API gives the direction the wind comes from) and shows\n"
         "the compass point.",
         "changes": [
-            ("write", "web/src/components/WindArrow.tsx", WIND_ARROW_TSX),
+            ("write", "web/src/components/WindArrow.tsx", FILES["WIND_ARROW_TSX"]),
             ("replace", "web/src/api.ts",
              "  wind_speed_10m: number;\n  weather_code: number;\n}\n",
              "  wind_speed_10m: number;\n  wind_direction_10m: number;\n  weather_code: number;\n}\n"),
@@ -2059,7 +738,7 @@ COMMITS = [
             ("replace", "skycast/formatting.py",
              "from skycast.units import format_temperature, format_wind\n",
              "from skycast.units import celsius_to_fahrenheit, format_temperature, format_wind, kmh_to_mph\n"),
-            ("append", "skycast/formatting.py", JSON_OUTPUT),
+            ("append", "skycast/formatting.py", FILES["JSON_OUTPUT"]),
         ],
         "visits": [("gh-issue-30", 6), ("waybar-docs", 4), ("term-jq", 4), ("vscode-cli-json", 6)],
         "audio": [],
@@ -2120,9 +799,9 @@ COMMITS = [
         "racy renders. CitySearch is its own component and App waits until\n"
         "the input has been still for 350 ms (useDebounce) before searching.",
         "changes": [
-            ("write", "web/src/hooks/useDebounce.ts", USE_DEBOUNCE_TS),
-            ("write", "web/src/components/CitySearch.tsx", CITY_SEARCH_TSX),
-            ("write", "web/src/App.tsx", APP_V4),
+            ("write", "web/src/hooks/useDebounce.ts", FILES["USE_DEBOUNCE_TS"]),
+            ("write", "web/src/components/CitySearch.tsx", FILES["CITY_SEARCH_TSX"]),
+            ("write", "web/src/App.tsx", FILES["APP_V4"]),
         ],
         "visits": [("devtools-network-33", 6), ("gh-issue-33", 5), ("vscode-debounce", 6)],
         "audio": [
@@ -2141,7 +820,7 @@ COMMITS = [
         "[api] base_url, geocoding_url, timeout; [display] units. A missing\n"
         "file means the public defaults. $SKYCAST_CONFIG overrides the path.",
         "changes": [
-            ("write", "skycast/config.py", CONFIG_PY),
+            ("write", "skycast/config.py", FILES["CONFIG_PY"]),
             ("replace", "skycast/client.py",
              "from skycast import cache\n", "from skycast import cache\nfrom skycast.config import load_settings\n"),
             ("replace", "skycast/client.py",
@@ -2171,7 +850,7 @@ COMMITS = [
         "discussed": None,
         "committed": "2026-10-27 07:12:40",
         "message": "Add scripts/release.py to bump the version and tag a release",
-        "changes": [("write", "scripts/release.py", RELEASE_PY)],
+        "changes": [("write", "scripts/release.py", FILES["RELEASE_PY"])],
         "visits": [],
         "audio": [],
         "docs": [],
@@ -2203,7 +882,7 @@ COMMITS = [
              "    if kmh is None:\n"
              "        return None\n"
              "    return round("),
-            ("write", "tests/test_units.py", TEST_UNITS),
+            ("write", "tests/test_units.py", FILES["TEST_UNITS"]),
         ],
         "visits": [
             ("term-nonetype-traceback", 6), ("gh-issue-39", 6), ("browser-null-json", 3), ("vscode-units-null", 5),
@@ -2222,7 +901,7 @@ COMMITS = [
         "failures, fails fast for 30 s, then lets one trial call through\n"
         "(half-open), as docs/retry-policy.md now describes.",
         "changes": [
-            ("write", "skycast/breaker.py", BREAKER_PY),
+            ("write", "skycast/breaker.py", FILES["BREAKER_PY"]),
             ("replace", "skycast/client.py",
              "from skycast import cache\n",
              "from skycast import cache\nfrom skycast.breaker import CircuitBreaker, CircuitOpenError\n"),
@@ -2259,7 +938,7 @@ COMMITS = [
              '    monkeypatch.setattr(client, "BREAKER", CircuitBreaker())\n'
              "\n\n"
              "@pytest.fixture\ndef no_sleep"),
-            ("append", "tests/test_client.py", TEST_BREAKER),
+            ("append", "tests/test_client.py", FILES["TEST_BREAKER"]),
         ],
         "visits": [
             ("gh-issue-42", 7), ("statuspage-outage", 4), ("fowler-breaker", 5), ("slack-payments-503b", 3),
@@ -2283,10 +962,10 @@ COMMITS = [
         "data-theme on <html> and remembers the choice in localStorage;\n"
         "ThemeToggle sits in the header.",
         "changes": [
-            ("write", "web/src/hooks/useTheme.ts", USE_THEME_TS),
-            ("write", "web/src/components/ThemeToggle.tsx", THEME_TOGGLE_TSX),
-            ("write", "web/src/App.tsx", APP_V5),
-            ("append", "web/src/styles.css", DARK_STYLES),
+            ("write", "web/src/hooks/useTheme.ts", FILES["USE_THEME_TS"]),
+            ("write", "web/src/components/ThemeToggle.tsx", FILES["THEME_TOGGLE_TSX"]),
+            ("write", "web/src/App.tsx", FILES["APP_V5"]),
+            ("append", "web/src/styles.css", FILES["DARK_STYLES"]),
         ],
         "visits": [("gh-issue-45", 6), ("slack-dark-mode", 4), ("dribbble-dark-admin", 3), ("vscode-theme", 6)],
         "audio": [
@@ -2306,14 +985,6 @@ CODE = "Code"
 TERM = "iTerm2"
 SLACK = "Slack"
 GH = "https://github.com/skycast-dev/skycast"
-GH_HEADER = (
-    "skycast-dev / skycast  Public\nCode  Issues @UNREAD@  Pull requests 1  Actions  Projects  Wiki  Security "
-    " Insights\n"
-)
-SLACK_SIDEBAR = (
-    "Skycast\nThreads  Huddles  Drafts & sent  Activity @UNREAD@\nChannels\n# general\n# random\n# skycast\n"
-    "# skycast-design\n# payments-oncall\nDirect messages\nJonas Okafor  Priya Raman  Sam Ito\n"
-)
 VSCODE_STATUS = "main*  ⊗ 0 ⚠ 0   Ln @LN@, Col @COL@   Spaces: 4   UTF-8   LF   {lang}"
 
 
@@ -2344,7 +1015,7 @@ SCREENS = {
     },
     "vscode-client-v1": {
         "app": CODE, "window": "skycast/client.py — skycast", "topics": ["init"],
-        "text": _vscode("skycast/client.py", CLIENT_V1.split("class WeatherError")[0]
+        "text": _vscode("skycast/client.py", FILES["CLIENT_V1"].split("class WeatherError")[0]
                         + "def current_weather(latitude: float, longitude: float) -> dict:\n"
                         '    """Current temperature (°C), wind speed (km/h) and WMO weather code at a point."""'),
     },
@@ -2382,13 +1053,14 @@ SCREENS = {
     },
     "vscode-geocode": {
         "app": CODE, "window": "skycast/geocode.py — skycast", "topics": ["geocode"],
-        "text": _vscode("skycast/geocode.py", GEOCODE_V1),
+        "text": _vscode("skycast/geocode.py", FILES["GEOCODE_V1"]),
     },
     # ---- units (#3)
     "gh-issue-3": {
         "app": CHROME, "window": "Support imperial units (°F, mph) · Issue #3 · skycast-dev/skycast",
         "url": f"{GH}/issues/3", "topics": ["units"],
-        "text": GH_HEADER + "Support imperial units (°F, mph) #3\nOpen  tomasz-b opened this issue on Oct 6 · 2"
+        "text": FILES["GH_HEADER"] +
+            "Support imperial units (°F, mph) #3\nOpen  tomasz-b opened this issue on Oct 6 · 2"
                             " comments\n"
         "tomasz-b commented on Oct 6\nHi! Great little tool. I'm in Chicago and my brain does not do Celsius before"
         " coffee. Could `skycast now` take a `--units imperial` flag so temperatures are shown in °F and wind in mph?\n"
@@ -2398,14 +1070,15 @@ SCREENS = {
     },
     "slack-units": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["units"],
-        "text": SLACK_SIDEBAR + "# skycast\nPriya Raman  9:58 AM\nSaw issue #3 about Fahrenheit — we have a lot of US"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nPriya Raman  9:58 AM\nSaw issue #3 about Fahrenheit — we have a lot of US"
         " sign-ups from the HN post. Is --units a big change?\nMaya Lindqvist  10:04 AM\nNo, small: a units.py with"
         " celsius_to_fahrenheit and kmh_to_mph, and a --units metric|imperial flag on `skycast now`. Today.\n"
         "Priya Raman  10:05 AM\n🙌\nMessage #skycast",
     },
     "vscode-units": {
         "app": CODE, "window": "skycast/units.py — skycast", "topics": ["units"],
-        "text": _vscode("skycast/units.py", UNITS_V1),
+        "text": _vscode("skycast/units.py", FILES["UNITS_V1"]),
     },
     # ---- retry (#12)
     "term-503-traceback": {
@@ -2424,7 +1097,8 @@ SCREENS = {
     "gh-issue-12": {
         "app": CHROME, "window": "Client does not retry on 503 · Issue #12 · skycast-dev/skycast",
         "url": f"{GH}/issues/12", "topics": ["retry", "retry-after"],
-        "text": GH_HEADER + "Client does not retry on 503 #12\nOpen  maya-l opened this issue on Oct 8 · 3 comments\n"
+        "text": FILES["GH_HEADER"] +
+            "Client does not retry on 503 #12\nOpen  maya-l opened this issue on Oct 8 · 3 comments\n"
         "maya-l commented on Oct 8\nDuring Open-Meteo's deploy window (around 07:00 UTC) api.open-meteo.com"
         " answers 503 Service Unavailable for a few seconds. skycast crashes with urllib.error.HTTPError: HTTP Error"
         " 503 and a traceback.\nExpected: retry 502/503/504 a few times with exponential backoff, then a one-line"
@@ -2435,7 +1109,8 @@ SCREENS = {
     },
     "slack-skycast-503": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["retry"],
-        "text": SLACK_SIDEBAR + "# skycast\nMaya Lindqvist  9:41 AM\nskycast blew up with HTTP Error 503 twice this"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nMaya Lindqvist  9:41 AM\nskycast blew up with HTTP Error 503 twice this"
         " morning, Open-Meteo deploys around 9 our time. Filed #12 — client does not retry on 503.\n"
         "Jonas Okafor  9:44 AM\nexponential backoff + jitter pls 🙏 and only for 5xx\n"
         "Maya Lindqvist  9:45 AM\nyep: 502/503/504 and connection errors, 4 attempts max, WeatherError after that"
@@ -2455,7 +1130,7 @@ SCREENS = {
     },
     "slack-payments-503": {
         "app": SLACK, "window": "payments-oncall (Channel) - Skycast - Slack", "topics": [], "hard_for": ["retry"],
-        "text": SLACK_SIDEBAR + "# payments-oncall\nDana Whitfield  9:12 AM\n🔥 Stripe webhook deliveries to"
+        "text": FILES["SLACK_SIDEBAR"] + "# payments-oncall\nDana Whitfield  9:12 AM\n🔥 Stripe webhook deliveries to"
         " /hooks/stripe are failing with 503 Service Unavailable since the 09:00 deploy of billing-api\n"
         "Rafael Costa  9:15 AM\nStripe retries webhooks for 3 days with its own backoff, no need to replay by hand."
         " Rolling back billing-api to v2.41.3\nDana Whitfield  9:31 AM\nrollback done, 503s gone, incident"
@@ -2495,8 +1170,9 @@ SCREENS = {
     },
     "vscode-test-client": {
         "app": CODE, "window": "tests/test_client.py — skycast", "topics": ["retry-after"],
-        "text": _vscode("tests/test_client.py", TEST_CLIENT_V1.split("def test_gives_up")[0].split("@pytest.fixture")[1]
-                        + TEST_CLIENT_V1.split("def test_uses_retry_after_header")[1][:420]),
+        "text": _vscode("tests/test_client.py",
+                        FILES["TEST_CLIENT_V1"].split("def test_gives_up")[0].split("@pytest.fixture")[1]
+                        + FILES["TEST_CLIENT_V1"].split("def test_uses_retry_after_header")[1][:420]),
     },
     "term-pytest-green": {
         "app": TERM, "window": "~/code/skycast — pytest — 132×38", "topics": ["retry-after"],
@@ -2510,7 +1186,8 @@ SCREENS = {
         "app": CHROME, "window": "429 Too Many Requests when skycast runs in a waybar loop · Issue #15 ·"
                                  " skycast-dev/skycast",
         "url": f"{GH}/issues/15", "topics": ["cache"],
-        "text": GH_HEADER + "429 Too Many Requests when skycast runs in a waybar loop #15\nOpen  tomasz-b opened this"
+        "text": FILES["GH_HEADER"] +
+            "429 Too Many Requests when skycast runs in a waybar loop #15\nOpen  tomasz-b opened this"
         " issue on Oct 9 · 2 comments\ntomasz-b commented on Oct 9\nI have skycast in my waybar custom module with"
         ' "interval": 30. After a few hours: skycast: 429 Too Many Requests from api.open-meteo.com.'
         " Could skycast cache the answer for a few minutes? The forecast doesn't change every 30 seconds.\n"
@@ -2519,7 +1196,8 @@ SCREENS = {
     },
     "slack-waybar": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["cache"],
-        "text": SLACK_SIDEBAR + "# skycast\nJonas Okafor  2:51 PM\nif the cache is a file per URL, write it atomically"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nJonas Okafor  2:51 PM\nif the cache is a file per URL, write it atomically"
         " (tmp + os.replace), tomasz runs it from waybar AND tmux at the same time\nMaya Lindqvist  2:53 PM\nyes,"
         " sha256 of the URL as file name, TTL 600 s, corrupt file = cache miss\nJonas Okafor  2:53 PM\n👍 and respect"
         " XDG_CACHE_HOME\nMessage #skycast",
@@ -2537,14 +1215,15 @@ SCREENS = {
     },
     "vscode-cache": {
         "app": CODE, "window": "skycast/cache.py — skycast", "topics": ["cache"],
-        "text": _vscode("skycast/cache.py", CACHE_V1),
+        "text": _vscode("skycast/cache.py", FILES["CACHE_V1"]),
     },
     # ---- springfield (#18)
     "gh-issue-18": {
         "app": CHROME, "window": "`skycast now Springfield` always picks Springfield, MO · Issue #18 ·"
                                  " skycast-dev/skycast",
         "url": f"{GH}/issues/18", "topics": ["springfield"],
-        "text": GH_HEADER + "`skycast now Springfield` always picks Springfield, MO #18\nOpen  lindsey-k opened this"
+        "text": FILES["GH_HEADER"] +
+            "`skycast now Springfield` always picks Springfield, MO #18\nOpen  lindsey-k opened this"
         " issue on Oct 11 · 1 comment\nlindsey-k commented on Oct 11\nI live in Springfield, Illinois. `skycast now"
         " Springfield` gives me the weather for Springfield, Missouri and there is no way to choose. "
         "`skycast now \"Springfield, IL\"` says: skycast: no place called 'Springfield, IL'\n"
@@ -2571,13 +1250,14 @@ SCREENS = {
     },
     "vscode-geocode-v2": {
         "app": CODE, "window": "skycast/geocode.py — skycast", "topics": ["springfield"],
-        "text": _vscode("skycast/geocode.py", GEOCODE_V2.split("@dataclass")[0].split("GEOCODING_URL")[1]
-                        + GEOCODE_V2.split("def _matches")[1]),
+        "text": _vscode("skycast/geocode.py", FILES["GEOCODE_V2"].split("@dataclass")[0].split("GEOCODING_URL")[1]
+                        + FILES["GEOCODE_V2"].split("def _matches")[1]),
     },
     # ---- week
     "slack-priya-week": {
         "app": SLACK, "window": "Priya Raman (DM) - Skycast - Slack", "topics": ["week"],
-        "text": SLACK_SIDEBAR + "Priya Raman\nPriya Raman  9:35 AM\nsummary from the 6 user interviews: #1 ask is"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "Priya Raman\nPriya Raman  9:35 AM\nsummary from the 6 user interviews: #1 ask is"
         " \"what's the week like\" — e.g. should I bike Thursday. A 7-day forecast table in the terminal would be"
         " perfect. min/max temp, wind, sky\nMaya Lindqvist  9:40 AM\nok! `skycast week Berlin` with a table, daily"
         " aggregates from Open-Meteo, --days up to 16\nMessage Priya Raman",
@@ -2594,7 +1274,7 @@ SCREENS = {
     },
     "vscode-formatting": {
         "app": CODE, "window": "skycast/formatting.py — skycast", "topics": ["week"],
-        "text": _vscode("skycast/formatting.py", FORMATTING_V1.split("def describe")[1]),
+        "text": _vscode("skycast/formatting.py", FILES["FORMATTING_V1"].split("def describe")[1]),
     },
     "term-week-table": {
         "app": TERM, "window": "~/code/skycast — -zsh — 132×38", "topics": ["week"],
@@ -2607,7 +1287,8 @@ SCREENS = {
     # ---- scaffold
     "slack-dashboard-plan": {
         "app": SLACK, "window": "skycast-design (Channel) - Skycast - Slack", "topics": ["scaffold", "card"],
-        "text": SLACK_SIDEBAR + "# skycast-design\nSam Ito  9:20 AM\ndashboard v0: one card per city, big temperature,"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast-design\nSam Ito  9:20 AM\ndashboard v0: one card per city, big temperature,"
         " wind, then the week as a row. Figma tomorrow\nMaya Lindqvist  9:26 AM\nI'll scaffold web/ today: Vite +"
         " React + TypeScript, talking to Open-Meteo from the browser, no backend\nPriya Raman  9:27 AM\nlove it\n"
         "Message #skycast-design",
@@ -2645,8 +1326,9 @@ SCREENS = {
     },
     "vscode-api-ts": {
         "app": CODE, "window": "web/src/api.ts — skycast", "topics": ["api-ts"],
-        "text": _vscode("web/src/api.ts", API_TS.split("export class ApiError")[0].split("export interface Place")[1]
-                        + API_TS.split("export async function fetchForecast")[1], TS_STATUS),
+        "text": _vscode("web/src/api.ts",
+                        FILES["API_TS"].split("export class ApiError")[0].split("export interface Place")[1]
+                        + FILES["API_TS"].split("export async function fetchForecast")[1], TS_STATUS),
     },
     # ---- card
     "figma-card": {
@@ -2659,14 +1341,14 @@ SCREENS = {
     },
     "slack-design-card": {
         "app": SLACK, "window": "skycast-design (Channel) - Skycast - Slack", "topics": ["card"],
-        "text": SLACK_SIDEBAR + "# skycast-design\nSam Ito  2:05 PM\nFigma link for the forecast card:"
+        "text": FILES["SLACK_SIDEBAR"] + "# skycast-design\nSam Ito  2:05 PM\nFigma link for the forecast card:"
         " figma.com/file/skycast-dashboard — frame \"Forecast card / default\". Sun icon exported as 32px PNG in"
         " the assets panel\nMaya Lindqvist  2:09 PM\nperfect, building ForecastCard.tsx now, min/max per day as a"
         " list\nMessage #skycast-design",
     },
     "vscode-card": {
         "app": CODE, "window": "web/src/components/ForecastCard.tsx — skycast", "topics": ["card"],
-        "text": _vscode("web/src/components/ForecastCard.tsx", FORECAST_CARD_V1, TS_STATUS),
+        "text": _vscode("web/src/components/ForecastCard.tsx", FILES["FORECAST_CARD_V1"], TS_STATUS),
     },
     "chrome-dashboard-card": {
         "app": CHROME, "window": "skycast", "url": "http://localhost:5173/", "topics": ["card"],
@@ -2677,7 +1359,8 @@ SCREENS = {
     "gh-issue-21": {
         "app": CHROME, "window": "Forecast for Tokyo starts a day late · Issue #21 · skycast-dev/skycast",
         "url": f"{GH}/issues/21", "topics": ["timezone"],
-        "text": GH_HEADER + "Forecast for Tokyo starts a day late #21\nOpen  kenji-w opened this issue on Oct 17 · 2"
+        "text": FILES["GH_HEADER"] +
+            "Forecast for Tokyo starts a day late #21\nOpen  kenji-w opened this issue on Oct 17 · 2"
         " comments\nkenji-w commented on Oct 17\nAt 08:00 in Tokyo on Saturday, `skycast week Tokyo` starts with"
         " Friday and the min/max temperatures look shifted by half a day.\nmaya-l commented on Oct 19\nThe daily"
         " aggregation happens in GMT unless we pass timezone=auto. Will fix in daily_forecast() and label"
@@ -2713,13 +1396,14 @@ SCREENS = {
     },
     "vscode-formatting-tz": {
         "app": CODE, "window": "skycast/formatting.py — skycast", "topics": ["timezone"],
-        "text": _vscode("skycast/formatting.py", DAY_LABEL.strip()),
+        "text": _vscode("skycast/formatting.py", FILES["DAY_LABEL"].strip()),
     },
     # ---- use-forecast (#24)
     "gh-issue-24": {
         "app": CHROME, "window": "Dashboard shows the previous city's forecast after switching · Issue #24 ·"
         " skycast-dev/skycast", "url": f"{GH}/issues/24", "topics": ["use-forecast"],
-        "text": GH_HEADER + "Dashboard shows the previous city's forecast after switching #24\nOpen  priya-r opened"
+        "text": FILES["GH_HEADER"] +
+            "Dashboard shows the previous city's forecast after switching #24\nOpen  priya-r opened"
         " this issue on Oct 19 · 1 comment\npriya-r commented on Oct 19\nSteps: type Berlin, wait, then type Paris."
         " The card says Paris but shows Berlin's temperature and week for a moment, sometimes for good.\n"
         "maya-l commented on Oct 20\nRace: the effect in App.tsx never cancels the previous searchPlaces /"
@@ -2737,14 +1421,15 @@ SCREENS = {
     },
     "slack-flicker": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["use-forecast"],
-        "text": SLACK_SIDEBAR + "# skycast\nPriya Raman  9:21 AM\nfiled #24 — during the design review the card showed"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nPriya Raman  9:21 AM\nfiled #24 — during the design review the card showed"
         " Berlin numbers under Paris 😬\nJonas Okafor  9:30 AM\nclassic useEffect race, you need an AbortController"
         " and to ignore results after cleanup\nMaya Lindqvist  9:33 AM\non it, pulling the fetching out of App.tsx"
         " into hooks/useForecast.ts with a status union (idle/loading/ready/error)\nMessage #skycast",
     },
     "vscode-use-forecast": {
         "app": CODE, "window": "web/src/hooks/useForecast.ts — skycast", "topics": ["use-forecast"],
-        "text": _vscode("web/src/hooks/useForecast.ts", USE_FORECAST_TS, TS_STATUS),
+        "text": _vscode("web/src/hooks/useForecast.ts", FILES["USE_FORECAST_TS"], TS_STATUS),
     },
     # ---- format-ts
     "term-ts7016": {
@@ -2757,20 +1442,22 @@ SCREENS = {
     },
     "slack-ts7016": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["format-ts"],
-        "text": SLACK_SIDEBAR + "# skycast\nJonas Okafor  9:38 AM\nweb build is red on main: TS7016 Could not find a"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nJonas Okafor  9:38 AM\nweb build is red on main: TS7016 Could not find a"
         " declaration file for module '../utils/format'\nMaya Lindqvist  9:41 AM\nmy bad, format.js is the last .js"
         " file from the scaffold. I'll convert it to TypeScript — renaming it formatTemperature.ts while I'm at it\n"
         "Message #skycast",
     },
     "vscode-format-ts": {
         "app": CODE, "window": "web/src/utils/formatTemperature.ts — skycast", "topics": ["format-ts"],
-        "text": _vscode("web/src/utils/formatTemperature.ts", FORMAT_TS, "TypeScript"),
+        "text": _vscode("web/src/utils/formatTemperature.ts", FILES["FORMAT_TS"], "TypeScript"),
     },
     # ---- wind-arrow (#27)
     "gh-issue-27": {
         "app": CHROME, "window": "Show wind direction on the forecast card · Issue #27 · skycast-dev/skycast",
         "url": f"{GH}/issues/27", "topics": ["wind-arrow"],
-        "text": GH_HEADER + "Show wind direction on the forecast card #27\nOpen  sam-ito opened this issue on Oct 20 ·"
+        "text": FILES["GH_HEADER"] +
+            "Show wind direction on the forecast card #27\nOpen  sam-ito opened this issue on Oct 20 ·"
         " 2 comments\nsam-ito commented on Oct 20\nCyclists care about where the wind comes from. Design: small arrow"
         " next to the wind speed, rotated, plus the compass point (NW). Figma: Forecast card / wind.\n"
         "maya-l commented on Oct 21\nNeeds wind_direction_10m in the current variables. Note the API gives the"
@@ -2784,13 +1471,14 @@ SCREENS = {
     },
     "vscode-wind-arrow": {
         "app": CODE, "window": "web/src/components/WindArrow.tsx — skycast", "topics": ["wind-arrow"],
-        "text": _vscode("web/src/components/WindArrow.tsx", WIND_ARROW_TSX, TS_STATUS),
+        "text": _vscode("web/src/components/WindArrow.tsx", FILES["WIND_ARROW_TSX"], TS_STATUS),
     },
     # ---- json (#30)
     "gh-issue-30": {
         "app": CHROME, "window": "Machine-readable output (--json) for status bars · Issue #30 · skycast-dev/skycast",
         "url": f"{GH}/issues/30", "topics": ["json"],
-        "text": GH_HEADER + "Machine-readable output (--json) for status bars #30\nOpen  tomasz-b opened this issue on"
+        "text": FILES["GH_HEADER"] +
+            "Machine-readable output (--json) for status bars #30\nOpen  tomasz-b opened this issue on"
         " Oct 21 · 1 comment\ntomasz-b commented on Oct 21\nMy waybar module parses `skycast now` text with sed,"
         " which breaks when the wording changes. Could there be a --json flag? Ideally numbers in the chosen units"
         " plus a description, e.g. {\"current\": {\"temperature\": 51.3, \"description\": \"overcast\"}}\n"
@@ -2826,7 +1514,8 @@ SCREENS = {
     # ---- rain
     "slack-priya-rain": {
         "app": SLACK, "window": "Priya Raman (DM) - Skycast - Slack", "topics": ["rain"],
-        "text": SLACK_SIDEBAR + "Priya Raman\nPriya Raman  2:38 PM\nreminder from standup: chance of rain in the week"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "Priya Raman\nPriya Raman  2:38 PM\nreminder from standup: chance of rain in the week"
         " table 🌧 people decide on that number more than on the temperature\nMaya Lindqvist  2:41 PM\nprecipitation"
         "_probability_max from the daily variables, shown as a percent column. null beyond the ensemble horizon,"
         " I'll print a dash there\nMessage Priya Raman",
@@ -2858,7 +1547,8 @@ SCREENS = {
     "gh-issue-33": {
         "app": CHROME, "window": "City search fires a geocoding request on every keystroke · Issue #33 ·"
         " skycast-dev/skycast", "url": f"{GH}/issues/33", "topics": ["debounce"],
-        "text": GH_HEADER + "City search fires a geocoding request on every keystroke #33\nOpen  jonas-o opened this"
+        "text": FILES["GH_HEADER"] +
+            "City search fires a geocoding request on every keystroke #33\nOpen  jonas-o opened this"
         " issue on Oct 22 · 1 comment\njonas-o commented on Oct 22\nTyping \"Berlin\" in the dashboard sends 6"
         " requests to geocoding-api.open-meteo.com (B, Be, Ber, Berl, Berli, Berlin) plus a forecast request for"
         " each. Please debounce the input (300-400 ms).\nmaya-l commented on Oct 23\nWill add a useDebounce hook"
@@ -2866,13 +1556,14 @@ SCREENS = {
     },
     "vscode-debounce": {
         "app": CODE, "window": "web/src/hooks/useDebounce.ts — skycast", "topics": ["debounce"],
-        "text": _vscode("web/src/hooks/useDebounce.ts", USE_DEBOUNCE_TS, "TypeScript"),
+        "text": _vscode("web/src/hooks/useDebounce.ts", FILES["USE_DEBOUNCE_TS"], "TypeScript"),
     },
     # ---- config (#36)
     "gh-issue-36": {
         "app": CHROME, "window": "Support a self-hosted Open-Meteo instance · Issue #36 · skycast-dev/skycast",
         "url": f"{GH}/issues/36", "topics": ["config"],
-        "text": GH_HEADER + "Support a self-hosted Open-Meteo instance #36\nOpen  r-haas opened this issue on Oct 24 ·"
+        "text": FILES["GH_HEADER"] +
+            "Support a self-hosted Open-Meteo instance #36\nOpen  r-haas opened this issue on Oct 24 ·"
         " 2 comments\nr-haas commented on Oct 24\nI run open-meteo in Docker on my home server (port 8080). skycast"
         " has the API URL hard-coded in client.py (BASE_URL). Could it read the base URL (and a timeout) from a"
         " config file?\nmaya-l commented on Oct 26\nPlan: ~/.config/skycast/config.toml with [api] base_url,"
@@ -2890,7 +1581,7 @@ SCREENS = {
     },
     "vscode-config": {
         "app": CODE, "window": "skycast/config.py — skycast", "topics": ["config"],
-        "text": _vscode("skycast/config.py", CONFIG_PY.split("@dataclass")[1]),
+        "text": _vscode("skycast/config.py", FILES["CONFIG_PY"].split("@dataclass")[1]),
     },
     # ---- null-wind (#39)
     "term-nonetype-traceback": {
@@ -2905,7 +1596,8 @@ SCREENS = {
     "gh-issue-39": {
         "app": CHROME, "window": "TypeError: unsupported format string passed to NoneType.__format__ · Issue #39 ·"
         " skycast-dev/skycast", "url": f"{GH}/issues/39", "topics": ["null-wind"],
-        "text": GH_HEADER + "TypeError: unsupported format string passed to NoneType.__format__ #39\nOpen  tomasz-b"
+        "text": FILES["GH_HEADER"] +
+            "TypeError: unsupported format string passed to NoneType.__format__ #39\nOpen  tomasz-b"
         " opened this issue on Oct 26 · 1 comment\ntomasz-b commented on Oct 26\nSince yesterday my waybar shows"
         " nothing; running by hand gives a traceback in format_wind. The API returns \"wind_speed_10m\": null for"
         " my location.\nmaya-l commented on Oct 27\nStations in maintenance report null. format_wind and"
@@ -2931,7 +1623,8 @@ SCREENS = {
     "gh-issue-42": {
         "app": CHROME, "window": "Stop hammering the API during an outage · Issue #42 · skycast-dev/skycast",
         "url": f"{GH}/issues/42", "topics": ["breaker"],
-        "text": GH_HEADER + "Stop hammering the API during an outage #42\nOpen  maya-l opened this issue on Oct 27 · 2"
+        "text": FILES["GH_HEADER"] +
+            "Stop hammering the API during an outage #42\nOpen  maya-l opened this issue on Oct 27 · 2"
         " comments\nmaya-l commented on Oct 27\nDuring today's Open-Meteo outage (~40 min of 503s) every skycast run"
         " made 4 attempts (#12 retries), so status bars multiplied the load. Proposal: a circuit breaker in"
         " client.py — open after 5 consecutive 5xx, fail fast for 30 s, then half-open with one trial call.\n"
@@ -2957,14 +1650,15 @@ SCREENS = {
     },
     "slack-payments-503b": {
         "app": SLACK, "window": "payments-oncall (Channel) - Skycast - Slack", "topics": [], "hard_for": ["breaker"],
-        "text": SLACK_SIDEBAR + "# payments-oncall\nRafael Costa  10:02 AM\nAdyen sandbox is returning 503s again, our"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# payments-oncall\nRafael Costa  10:02 AM\nAdyen sandbox is returning 503s again, our"
         " circuit breaker on the gateway client opened at 09:58 and checkout shows the fallback banner\n"
         "Dana Whitfield  10:05 AM\nthreshold is 20 failures / 60 s cool-down, working as designed. I'll ping Adyen"
         " support, INC-2317\nMessage #payments-oncall",
     },
     "vscode-breaker": {
         "app": CODE, "window": "skycast/breaker.py — skycast", "topics": ["breaker"],
-        "text": _vscode("skycast/breaker.py", BREAKER_PY.split("class CircuitBreaker:")[1]),
+        "text": _vscode("skycast/breaker.py", FILES["BREAKER_PY"].split("class CircuitBreaker:")[1]),
     },
     "term-pytest-breaker": {
         "app": TERM, "window": "~/code/skycast — pytest — 132×38", "topics": ["breaker"],
@@ -2979,7 +1673,8 @@ SCREENS = {
     "gh-issue-45": {
         "app": CHROME, "window": "Dark mode for the dashboard · Issue #45 · skycast-dev/skycast",
         "url": f"{GH}/issues/45", "topics": ["dark-mode"],
-        "text": GH_HEADER + "Dark mode for the dashboard #45\nOpen  sam-ito opened this issue on Oct 28 · 2 comments\n"
+        "text": FILES["GH_HEADER"] +
+            "Dark mode for the dashboard #45\nOpen  sam-ito opened this issue on Oct 28 · 2 comments\n"
         "sam-ito commented on Oct 28\nThe white card is blinding at night. Follow the OS setting"
         " (prefers-color-scheme) by default, with a toggle in the header that remembers the choice. Dark palette:"
         " background #11151C, card #1B212C, text #E5E9F0.\nmaya-l commented on Oct 29\nuseTheme hook + ThemeToggle"
@@ -2987,7 +1682,8 @@ SCREENS = {
     },
     "slack-dark-mode": {
         "app": SLACK, "window": "skycast-design (Channel) - Skycast - Slack", "topics": ["dark-mode"],
-        "text": SLACK_SIDEBAR + "# skycast-design\nSam Ito  10:12 AM\ndark palette for #45 is in Figma, page \"Dark\"."
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast-design\nSam Ito  10:12 AM\ndark palette for #45 is in Figma, page \"Dark\"."
         " Toggle: sun/moon glyph top right of the header\nMaya Lindqvist  10:15 AM\nstarting with the saved choice,"
         " else prefers-color-scheme, then data-theme=\"dark\" on the root so CSS does the rest\nMessage"
         " #skycast-design",
@@ -3001,7 +1697,7 @@ SCREENS = {
     },
     "vscode-theme": {
         "app": CODE, "window": "web/src/hooks/useTheme.ts — skycast", "topics": ["dark-mode"],
-        "text": _vscode("web/src/hooks/useTheme.ts", USE_THEME_TS, "TypeScript"),
+        "text": _vscode("web/src/hooks/useTheme.ts", FILES["USE_THEME_TS"], "TypeScript"),
     },
 }
 
@@ -3469,26 +2165,6 @@ I18N_INDEX_TS = (
     "}\n"
 )
 
-USE_LOCALE_TS = """import { useEffect, useState } from "react";
-import { LOCALES, RIGHT_TO_LEFT, pickLocale } from "../i18n";
-import type { Messages } from "../i18n/en";
-
-const STORAGE_KEY = "skycast.locale";
-
-// The dashboard's language: the saved choice, else the browser's first supported language, else English (#31).
-export function useLocale(): [Messages, string, (code: string) => void] {
-  const [code, setCode] = useState<string>(
-    () => localStorage.getItem(STORAGE_KEY) ?? pickLocale(navigator.languages ?? [navigator.language]),
-  );
-  useEffect(() => {
-    document.documentElement.lang = code;
-    document.documentElement.dir = RIGHT_TO_LEFT.has(code) ? "rtl" : "ltr";
-    localStorage.setItem(STORAGE_KEY, code);
-  }, [code]);
-  return [LOCALES[code] ?? LOCALES.en, code, setCode];
-}
-"""
-
 # Weather icons (#33): name -> (title, WMO weather codes, SVG parts on a 24x24 grid).
 _SUN = ('<circle cx="12" cy="12" r="4" fill="#f5b700" />',
         '<path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4"'
@@ -3584,621 +2260,6 @@ ICONS_INDEX_TS = (
     "}\n\nexport { Windy };\n"
 )
 
-WEATHER_ICON_TSX = """import { iconFor } from "../icons";
-
-interface Props {
-  code: number;
-  isDay: boolean;
-  size?: number;
-}
-
-// The icon for a WMO weather code, in the night variant after sunset (#33). Replaces the PNG sun from the card.
-export function WeatherIcon({ code, isDay, size = 48 }: Props) {
-  const Icon = iconFor(code, !isDay);
-  return <Icon size={size} />;
-}
-"""
-
-PROVIDERS_INIT_PY = '''\
-"""Forecast providers behind one interface (#35): Open-Meteo (the default), MET Norway, the US National Weather
-Service and Bright Sky (DWD data). `skycast now --provider metno Oslo` picks one."""
-
-from skycast.providers.base import Provider, ProviderError
-from skycast.providers.brightsky import BrightSky
-from skycast.providers.metno import MetNorway
-from skycast.providers.nws import NationalWeatherService
-from skycast.providers.openmeteo import OpenMeteo
-
-PROVIDERS: dict[str, type[Provider]] = {
-    "openmeteo": OpenMeteo,
-    "metno": MetNorway,
-    "nws": NationalWeatherService,
-    "brightsky": BrightSky,
-}
-
-
-def get_provider(name: str) -> Provider:
-    try:
-        return PROVIDERS[name]()
-    except KeyError:
-        raise ProviderError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
-
-
-__all__ = ["PROVIDERS", "Provider", "ProviderError", "get_provider"]
-'''
-
-PROVIDERS_BASE_PY = '''\
-"""What every forecast provider returns: the current conditions in metric units, whatever the API speaks."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from skycast.client import WeatherError
-
-
-class ProviderError(WeatherError):
-    """A provider cannot answer for this place (outside its area, unknown station, bad answer)."""
-
-
-@dataclass(frozen=True)
-class Current:
-    temperature_c: float | None
-    wind_kmh: float | None
-    wind_direction: float | None
-    weather_code: int | None  # WMO code; providers with their own codes map them (see each module)
-
-
-class Provider:
-    name = "provider"
-    attribution = ""
-
-    def current(self, latitude: float, longitude: float) -> Current:
-        raise NotImplementedError
-'''
-
-PROVIDERS_OPENMETEO_PY = '''\
-"""Open-Meteo, the default provider: what skycast.client already does, behind the Provider interface."""
-
-from skycast.client import current_weather
-from skycast.providers.base import Current, Provider
-
-
-class OpenMeteo(Provider):
-    name = "openmeteo"
-    attribution = "Weather data by Open-Meteo.com (CC BY 4.0)"
-
-    def current(self, latitude: float, longitude: float) -> Current:
-        data = current_weather(latitude, longitude)
-        return Current(data["temperature_2m"], data["wind_speed_10m"], data.get("wind_direction_10m"),
-                       data["weather_code"])
-'''
-
-PROVIDERS_METNO_PY = '''\
-"""MET Norway's Locationforecast 2.0 (api.met.no). Their terms: identify the application and a contact in the
-User-Agent (anonymous clients get 403), keep coordinates to 4 decimals, and respect Expires / If-Modified-Since."""
-
-from __future__ import annotations
-
-import json
-import urllib.request
-
-from skycast.providers.base import Current, Provider, ProviderError
-
-URL = "https://api.met.no/weatherapi/locationforecast/2.0/compact?lat={lat:.4f}&lon={lon:.4f}"
-USER_AGENT = "skycast/0.3 github.com/skycast-dev/skycast jonas.okafor@skycast.dev"
-SYMBOLS = {"clearsky": 0, "fair": 1, "partlycloudy": 2, "cloudy": 3, "fog": 45, "lightrain": 61, "rain": 63,
-           "heavyrain": 65, "lightsnow": 71, "snow": 73, "heavysnow": 75, "rainshowers": 80, "snowshowers": 85,
-           "rainandthunder": 95}
-
-
-class MetNorway(Provider):
-    name = "metno"
-    attribution = "Data from MET Norway (CC BY 4.0)"
-
-    def current(self, latitude: float, longitude: float) -> Current:
-        request = urllib.request.Request(URL.format(lat=latitude, lon=longitude), headers={"User-Agent": USER_AGENT})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            series = json.load(response)["properties"]["timeseries"]
-        if not series:
-            raise ProviderError("MET Norway returned no forecast for this place")
-        now = series[0]["data"]
-        details = now["instant"]["details"]
-        symbol = now.get("next_1_hours", {}).get("summary", {}).get("symbol_code", "")
-        return Current(details.get("air_temperature"), _ms_to_kmh(details.get("wind_speed")),
-                       details.get("wind_from_direction"), SYMBOLS.get(symbol.split("_")[0]))
-
-
-def _ms_to_kmh(speed: float | None) -> float | None:
-    return None if speed is None else speed * 3.6
-'''
-
-PROVIDERS_NWS_PY = '''\
-"""The US National Weather Service (api.weather.gov): /points gives the grid for a place, the grid's hourly
-forecast gives the current hour. US territory only; a User-Agent with contact details is required."""
-
-from __future__ import annotations
-
-import json
-import re
-import urllib.error
-import urllib.request
-
-from skycast.providers.base import Current, Provider, ProviderError
-
-POINTS = "https://api.weather.gov/points/{lat:.4f},{lon:.4f}"
-USER_AGENT = "(skycast, github.com/skycast-dev/skycast)"
-_SPEED = re.compile(r"(\\d+)\\s*mph")
-
-
-def _get(url: str) -> dict:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/geo+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise ProviderError("the National Weather Service covers the United States only") from exc
-        raise
-
-
-class NationalWeatherService(Provider):
-    name = "nws"
-    attribution = "Data from the US National Weather Service"
-
-    def current(self, latitude: float, longitude: float) -> Current:
-        hourly = _get(POINTS.format(lat=latitude, lon=longitude))["properties"]["forecastHourly"]
-        period = _get(hourly)["properties"]["periods"][0]
-        fahrenheit = period["temperature"]
-        speed = _SPEED.search(period.get("windSpeed", ""))
-        return Current((fahrenheit - 32) * 5 / 9, int(speed.group(1)) * 1.609344 if speed else None, None, None)
-'''
-
-PROVIDERS_BRIGHTSKY_PY = '''\
-"""Bright Sky (api.brightsky.dev): DWD's open data for Germany as JSON, no key needed."""
-
-from __future__ import annotations
-
-import json
-import urllib.parse
-import urllib.request
-
-from skycast.providers.base import Current, Provider, ProviderError
-
-URL = "https://api.brightsky.dev/current_weather"
-CONDITIONS = {"dry": 0, "fog": 45, "rain": 63, "sleet": 66, "snow": 73, "hail": 96, "thunderstorm": 95}
-
-
-class BrightSky(Provider):
-    name = "brightsky"
-    attribution = "Deutscher Wetterdienst, via Bright Sky"
-
-    def current(self, latitude: float, longitude: float) -> Current:
-        query = urllib.parse.urlencode({"lat": latitude, "lon": longitude})
-        with urllib.request.urlopen(f"{URL}?{query}", timeout=10) as response:
-            weather = json.load(response).get("weather")
-        if not weather:
-            raise ProviderError("Bright Sky has no DWD station near this place")
-        return Current(weather.get("temperature"), weather.get("wind_speed_10"), weather.get("wind_direction_10"),
-                       CONDITIONS.get(weather.get("condition") or "dry"))
-'''
-
-TEST_METNO_PY = '''\
-import io
-import json
-
-from skycast.providers import metno
-
-
-def fake_answer(symbol: str, temperature: float, wind_ms: float) -> io.BytesIO:
-    series = [{"data": {"instant": {"details": {"air_temperature": temperature, "wind_speed": wind_ms,
-                                                "wind_from_direction": 225.0}},
-                        "next_1_hours": {"summary": {"symbol_code": symbol}}}}]
-    return io.BytesIO(json.dumps({"properties": {"timeseries": series}}).encode())
-
-
-def test_metno_maps_symbols_and_converts_wind(monkeypatch):
-    seen = {}
-
-    def urlopen(request, timeout):
-        seen["agent"] = request.headers["User-agent"]
-        seen["url"] = request.full_url
-        return fake_answer("lightrain_day", 7.5, 5.0)
-
-    monkeypatch.setattr(metno.urllib.request, "urlopen", urlopen)
-    current = metno.MetNorway().current(59.91273, 10.74609)
-    assert current.weather_code == 61 and current.wind_kmh == 18.0 and current.temperature_c == 7.5
-    assert "lat=59.9127&lon=10.7461" in seen["url"]  # MET Norway wants 4 decimals at most
-    assert seen["agent"].startswith("skycast/")
-'''
-
-TEST_NWS_PY = '''\
-import io
-import json
-import urllib.error
-
-import pytest
-
-from skycast.providers import nws
-from skycast.providers.base import ProviderError
-
-
-def test_nws_reads_the_current_hour(monkeypatch):
-    answers = {
-        "https://api.weather.gov/points/40.7128,-74.0060": {"properties": {"forecastHourly": "https://h"}},
-        "https://h": {"properties": {"periods": [{"temperature": 50, "windSpeed": "10 mph"}]}},
-    }
-    monkeypatch.setattr(nws.urllib.request, "urlopen",
-                        lambda request, timeout: io.BytesIO(json.dumps(answers[request.full_url]).encode()))
-    current = nws.NationalWeatherService().current(40.7128, -74.006)
-    assert current.temperature_c == pytest.approx(10.0) and current.wind_kmh == pytest.approx(16.09, abs=0.01)
-
-
-def test_nws_outside_the_us_is_a_clear_error(monkeypatch):
-    def not_found(request, timeout):
-        raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
-
-    monkeypatch.setattr(nws.urllib.request, "urlopen", not_found)
-    with pytest.raises(ProviderError, match="United States only"):
-        nws.NationalWeatherService().current(52.52, 13.41)
-'''
-
-ALERTS_INIT_PY = '''\
-"""Severe weather alerts (#38): rules decide, channels deliver. `skycast alerts --city Berlin` runs once (cron)."""
-
-from skycast.alerts.rules import Alert, check_rules
-
-__all__ = ["Alert", "check_rules"]
-'''
-
-ALERTS_RULES_PY = '''\
-"""Which forecasts are worth waking someone for. Thresholds from the team's thread in #38: gusts above
-75 km/h, more than 20 mm of rain in a day, thunderstorms, and frost after a warm day (black ice)."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-GUST_KMH = 75.0
-RAIN_MM = 20.0
-THUNDER_CODES = frozenset({95, 96, 99})
-
-
-@dataclass(frozen=True)
-class Alert:
-    day: str
-    kind: str
-    message: str
-
-
-def check_rules(days: list[dict]) -> list[Alert]:
-    alerts = []
-    previous_max = None
-    for day in days:
-        if (day.get("wind_gusts_max") or 0) > GUST_KMH:
-            alerts.append(Alert(day["date"], "wind", f"gusts up to {day['wind_gusts_max']:.0f} km/h"))
-        if (day.get("precipitation") or 0) > RAIN_MM:
-            alerts.append(Alert(day["date"], "rain", f"{day['precipitation']:.0f} mm of rain"))
-        if day.get("code") in THUNDER_CODES:
-            alerts.append(Alert(day["date"], "thunder", "thunderstorms"))
-        if previous_max is not None and previous_max > 3 and (day.get("min") or 0) < 0:
-            alerts.append(Alert(day["date"], "ice", f"frost ({day['min']:.0f} °C) after a mild day: black ice"))
-        previous_max = day.get("max")
-    return alerts
-'''
-
-ALERTS_SLACK_PY = '''\
-"""Post alerts to a Slack channel through an incoming webhook. The webhook URL is a secret: it comes from the
-SKYCAST_SLACK_WEBHOOK environment variable, never from the repository."""
-
-from __future__ import annotations
-
-import json
-import os
-import urllib.request
-
-from skycast.alerts.rules import Alert
-
-
-def post(alerts: list[Alert], city: str, webhook: str | None = None) -> None:
-    webhook = webhook or os.environ.get("SKYCAST_SLACK_WEBHOOK")
-    if not webhook or not alerts:
-        return
-    lines = [f"*{alert.day}* {alert.message}" for alert in alerts]
-    body = json.dumps({"text": f":warning: Weather alerts for {city}\\n" + "\\n".join(lines)}).encode()
-    request = urllib.request.Request(webhook, data=body, headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
-'''
-
-ALERTS_NTFY_PY = '''\
-"""Push alerts to phones through ntfy (ntfy.sh or a self-hosted server). The topic and the access token come from
-SKYCAST_NTFY_TOPIC and SKYCAST_NTFY_TOKEN."""
-
-from __future__ import annotations
-
-import os
-import urllib.request
-
-from skycast.alerts.rules import Alert
-
-SERVER = os.environ.get("SKYCAST_NTFY_SERVER", "https://ntfy.sh")
-PRIORITY = {"wind": "high", "thunder": "urgent", "ice": "high", "rain": "default"}
-
-
-def push(alerts: list[Alert], city: str) -> None:
-    topic, token = os.environ.get("SKYCAST_NTFY_TOPIC"), os.environ.get("SKYCAST_NTFY_TOKEN")
-    if not topic:
-        return
-    for alert in alerts:
-        headers = {"Title": f"{city}: {alert.kind}", "Priority": PRIORITY.get(alert.kind, "default"),
-                   "Tags": "warning"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(f"{SERVER}/{topic}", data=alert.message.encode(), headers=headers)
-        urllib.request.urlopen(request, timeout=10).close()
-'''
-
-ALERTS_DISCORD_PY = '''\
-"""Send alerts to a Discord channel webhook (SKYCAST_DISCORD_WEBHOOK), one embed per alert."""
-
-from __future__ import annotations
-
-import json
-import os
-import urllib.request
-
-from skycast.alerts.rules import Alert
-
-COLORS = {"wind": 0xF59E0B, "rain": 0x3B82F6, "thunder": 0x7C3AED, "ice": 0x06B6D4}
-
-
-def send(alerts: list[Alert], city: str) -> None:
-    webhook = os.environ.get("SKYCAST_DISCORD_WEBHOOK")
-    if not webhook or not alerts:
-        return
-    embeds = [{"title": f"{city} · {alert.day}", "description": alert.message,
-               "color": COLORS.get(alert.kind, 0x64748B)} for alert in alerts[:10]]
-    request = urllib.request.Request(webhook, data=json.dumps({"embeds": embeds}).encode(),
-                                     headers={"Content-Type": "application/json", "User-Agent": "skycast"})
-    urllib.request.urlopen(request, timeout=10).close()
-'''
-
-TEST_ALERT_RULES_PY = '''\
-from skycast.alerts.rules import check_rules
-
-
-def day(date, **values):
-    return {"date": date, "max": 10, "min": 2, "precipitation": 0, "wind_gusts_max": 20, "code": 3, **values}
-
-
-def test_each_rule_fires_once_and_quiet_days_stay_quiet():
-    alerts = check_rules([
-        day("2026-11-04"),
-        day("2026-11-05", wind_gusts_max=88),
-        day("2026-11-06", precipitation=31.5, code=95),
-        day("2026-11-07", max=1, min=-4),
-    ])
-    assert [(alert.day, alert.kind) for alert in alerts] == [
-        ("2026-11-05", "wind"), ("2026-11-06", "rain"), ("2026-11-06", "thunder"), ("2026-11-07", "ice")]
-    assert alerts[0].message == "gusts up to 88 km/h"
-
-
-def test_frost_after_a_cold_day_is_not_black_ice():
-    assert check_rules([day("a", max=1, min=-2), day("b", max=0, min=-5)]) == []
-'''
-
-BAR_MAIN_RS = '''\
-//! skycast-bar: one line of weather for i3blocks, waybar or tmux (#40). Reads the cache skycast writes, so a
-//! status bar polling every minute costs Open-Meteo one request per ten minutes.
-mod args;
-mod cache;
-mod config;
-mod fetch;
-mod icons;
-mod render;
-
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let options = match args::parse(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("skycast-bar: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let settings = config::load();
-    match fetch::current(&options, &settings) {
-        Ok(current) => {
-            println!("{}", render::line(&current, &options));
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            println!("{}", render::offline(&error));
-            ExitCode::from(33) // i3blocks shows the text in its urgent colour
-        }
-    }
-}
-'''
-
-BAR_ARGS_RS = '''\
-//! Command line: `skycast-bar [--lat 52.52 --lon 13.41] [--units metric|imperial] [--format waybar|plain]`.
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Format {
-    Plain,
-    Waybar,
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub imperial: bool,
-    pub format: Format,
-}
-
-pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options { latitude: None, longitude: None, imperial: false, format: Format::Plain };
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--lat" => options.latitude = Some(value()?.parse().map_err(|_| "--lat is a number")?),
-            "--lon" => options.longitude = Some(value()?.parse().map_err(|_| "--lon is a number")?),
-            "--units" => options.imperial = value()? == "imperial",
-            "--format" => options.format = if value()? == "waybar" { Format::Waybar } else { Format::Plain },
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(options)
-}
-'''
-
-BAR_FETCH_RS = '''\
-//! The current weather: from skycast's cache when it is fresh, else one request to Open-Meteo.
-use crate::{args::Options, cache, config::Settings};
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct Current {
-    pub temperature_2m: f64,
-    pub wind_speed_10m: Option<f64>,
-    pub weather_code: u8,
-    pub is_day: u8,
-}
-
-#[derive(Deserialize)]
-struct Answer {
-    current: Current,
-}
-
-pub fn current(options: &Options, settings: &Settings) -> Result<Current, String> {
-    let latitude = options.latitude.unwrap_or(settings.latitude);
-    let longitude = options.longitude.unwrap_or(settings.longitude);
-    let url = format!(
-        "{}?latitude={latitude}&longitude={longitude}&current=temperature_2m,wind_speed_10m,weather_code,is_day",
-        settings.base_url
-    );
-    if let Some(text) = cache::fresh(&url) {
-        return serde_json::from_str::<Answer>(&text).map(|answer| answer.current).map_err(|e| e.to_string());
-    }
-    let text = ureq::get(&url).call().map_err(|e| e.to_string())?.into_string().map_err(|e| e.to_string())?;
-    cache::store(&url, &text);
-    serde_json::from_str::<Answer>(&text).map(|answer| answer.current).map_err(|e| e.to_string())
-}
-'''
-
-BAR_RENDER_RS = '''\
-//! The line a status bar shows, plain or as waybar's JSON.
-use crate::{args::Format, args::Options, fetch::Current, icons};
-
-pub fn line(current: &Current, options: &Options) -> String {
-    let temperature = if options.imperial {
-        format!("{:.0}°F", current.temperature_2m * 9.0 / 5.0 + 32.0)
-    } else {
-        format!("{:.0}°C", current.temperature_2m)
-    };
-    let text = format!("{} {}", icons::glyph(current.weather_code, current.is_day == 1), temperature);
-    match options.format {
-        Format::Plain => text,
-        Format::Waybar => format!(r#"{{"text": "{text}", "class": "{}"}}"#, icons::class(current.weather_code)),
-    }
-}
-
-pub fn offline(error: &str) -> String {
-    format!("⚠ skycast offline ({})", error.chars().take(40).collect::<String>())
-}
-'''
-
-BAR_CACHE_RS = '''\
-//! Reads and writes skycast's own cache (~/.cache/skycast/<sha256 of the URL>.json, 10 minutes), so the Python
-//! CLI and the bar share answers.
-use sha2::{Digest, Sha256};
-use std::{fs, path::PathBuf, time::Duration};
-
-const TTL: Duration = Duration::from_secs(600);
-
-fn path(url: &str) -> Option<PathBuf> {
-    let digest = Sha256::digest(url.as_bytes());
-    let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    dirs::cache_dir().map(|dir| dir.join("skycast").join(format!("{name}.json")))
-}
-
-pub fn fresh(url: &str) -> Option<String> {
-    let file = path(url)?;
-    let age = fs::metadata(&file).ok()?.modified().ok()?.elapsed().ok()?;
-    if age > TTL {
-        return None;
-    }
-    fs::read_to_string(file).ok()
-}
-
-pub fn store(url: &str, text: &str) {
-    if let Some(file) = path(url) {
-        let _ = fs::create_dir_all(file.parent().unwrap());
-        let _ = fs::write(file, text);
-    }
-}
-'''
-
-BAR_ICONS_RS = '''\
-//! Nerd Font glyphs for WMO weather codes, and the CSS class waybar styles by.
-
-pub fn glyph(code: u8, day: bool) -> &'static str {
-    match (code, day) {
-        (0, true) => "\\u{e30d}",
-        (0, false) => "\\u{e32b}",
-        (1..=2, true) => "\\u{e302}",
-        (1..=2, false) => "\\u{e37e}",
-        (3, _) => "\\u{e312}",
-        (45 | 48, _) => "\\u{e313}",
-        (51..=67 | 80..=82, _) => "\\u{e318}",
-        (71..=77 | 85 | 86, _) => "\\u{e31a}",
-        (95..=99, _) => "\\u{e31d}",
-        _ => "?",
-    }
-}
-
-pub fn class(code: u8) -> &'static str {
-    match code {
-        0..=2 => "clear",
-        3 | 45 | 48 => "cloudy",
-        51..=67 | 80..=82 => "rain",
-        71..=77 | 85 | 86 => "snow",
-        _ => "storm",
-    }
-}
-'''
-
-BAR_CONFIG_RS = '''\
-//! The same settings file as the Python CLI (~/.config/skycast/config.toml): base_url and a home location.
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub base_url: String,
-    pub latitude: f64,
-    pub longitude: f64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { base_url: "https://api.open-meteo.com/v1/forecast".into(), latitude: 52.52, longitude: 13.41 }
-    }
-}
-
-pub fn load() -> Settings {
-    let path = std::env::var("SKYCAST_CONFIG")
-        .map(std::path::PathBuf::from)
-        .ok()
-        .or_else(|| dirs::config_dir().map(|dir| dir.join("skycast").join("config.toml")));
-    path.and_then(|file| std::fs::read_to_string(file).ok())
-        .and_then(|text| toml::from_str(&text).ok())
-        .unwrap_or_default()
-}
-'''
-
 # Detail cards (#41): name -> (what it shows, the API fields it reads, the body of its markup).
 CARDS = {
     "HourlyChart": ("the next 24 hours of temperature as a sparkline", ("temperature_2m",),
@@ -4256,158 +2317,14 @@ def _card_tsx(name: str) -> str:
             f"      {body}\n    </section>\n  );\n}}\n")
 
 
-TEST_FORMATTING_PY = '''\
-from datetime import date
-
-from skycast.formatting import day_label, describe, week_table
-
-
-def test_describe_knows_every_wmo_group():
-    assert describe(0) == "clear sky" and describe(95) == "thunderstorm" and describe(1234) == "unknown (1234)"
-
-
-def test_day_labels_are_relative_to_the_places_today():
-    today = date(2026, 11, 9)
-    assert day_label("2026-11-09", today) == "today" and day_label("2026-11-10", today) == "tomorrow"
-    assert day_label("2026-11-12", today) == "Thu 12 Nov"
-
-
-def test_week_table_has_a_row_per_day():
-    days = [{"date": "2026-11-09", "min": 1.0, "max": 6.5, "code": 3, "precipitation": 0.0}]
-    assert len(week_table(days, today=date(2026, 11, 9)).splitlines()) == 1
-'''
-
-TEST_GEOCODE_PY = '''\
-import io
-import json
-
-import pytest
-
-from skycast import geocode
-
-
-def answer(results):
-    return io.BytesIO(json.dumps({"results": results}).encode())
-
-
-def test_a_state_qualifier_picks_the_right_springfield(monkeypatch):
-    results = [{"name": "Springfield", "admin1": "Missouri", "latitude": 37.2, "longitude": -93.3},
-               {"name": "Springfield", "admin1": "Illinois", "latitude": 39.8, "longitude": -89.6}]
-    monkeypatch.setattr(geocode.urllib.request, "urlopen", lambda url, timeout=10: answer(results))
-    assert geocode.find_place("Springfield, IL").latitude == 39.8
-
-
-def test_unknown_city_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(geocode.urllib.request, "urlopen", lambda url, timeout=10: answer([]))
-    with pytest.raises(geocode.GeocodeError, match="no place called"):
-        geocode.find_place("Atlantis")
-'''
-
-TEST_CACHE_PY = '''\
-import time
-
-from skycast import cache
-
-
-def test_store_then_load_within_the_ttl(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path)
-    cache.store("https://api/x", {"ok": 1})
-    assert cache.load("https://api/x") == {"ok": 1}
-
-
-def test_expired_entries_are_ignored(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path)
-    cache.store("https://api/y", {"ok": 2})
-    monkeypatch.setattr(time, "time", lambda: 10**10)
-    assert cache.load("https://api/y", ttl=600) is None
-'''
-
-TEST_CONFIG_PY = '''\
-from skycast.config import DEFAULT_BASE_URL, load_settings
-
-
-def test_missing_file_gives_the_defaults(tmp_path):
-    assert load_settings(tmp_path / "none.toml").base_url == DEFAULT_BASE_URL
-
-
-def test_self_hosted_open_meteo(tmp_path):
-    file = tmp_path / "config.toml"
-    file.write_text('base_url = "http://meteo.local:8080/v1/forecast"\\n')
-    assert load_settings(file).base_url == "http://meteo.local:8080/v1/forecast"
-'''
-
-TEST_UNITS_EDGES_PY = '''\
-from skycast.units import celsius_to_fahrenheit, format_temperature, kmh_to_mph
-
-
-def test_freezing_and_boiling_points():
-    assert celsius_to_fahrenheit(0) == 32 and celsius_to_fahrenheit(100) == 212
-
-
-def test_negative_temperatures_keep_their_sign_in_imperial():
-    assert format_temperature(-40, "imperial") == "-40.0 °F"
-
-
-def test_wind_conversion_rounds_like_the_card():
-    assert round(kmh_to_mph(100), 1) == 62.1
-'''
-
-TEST_PROVIDERS_REGISTRY_PY = '''\
-import pytest
-
-from skycast.providers import PROVIDERS, ProviderError, get_provider
-
-
-def test_every_provider_is_registered_under_its_own_name():
-    assert {name: cls.name for name, cls in PROVIDERS.items()} == {name: name for name in PROVIDERS}
-
-
-def test_unknown_provider_names_the_choices():
-    with pytest.raises(ProviderError, match="choose one of openmeteo, metno, nws, brightsky"):
-        get_provider("accuweather")
-'''
-
-TEST_ALERT_CHANNELS_PY = '''\
-from skycast.alerts import ntfy, slack
-from skycast.alerts.rules import Alert
-
-
-def test_channels_without_configuration_send_nothing(monkeypatch):
-    sent = []
-    monkeypatch.delenv("SKYCAST_SLACK_WEBHOOK", raising=False)
-    monkeypatch.delenv("SKYCAST_NTFY_TOPIC", raising=False)
-    monkeypatch.setattr("urllib.request.urlopen", lambda *args, **kwargs: sent.append(args))
-    alerts = [Alert("2026-11-09", "wind", "gusts up to 80 km/h")]
-    slack.post(alerts, "Berlin")
-    ntfy.push(alerts, "Berlin")
-    assert sent == []
-'''
-
-TEST_RELEASE_PY = '''\
-import pytest
-
-from scripts import release
-
-
-def test_refuses_a_version_that_is_not_semver():
-    with pytest.raises(SystemExit):
-        release.main(["1.2"])
-
-
-def test_bump_rewrites_the_version_line(tmp_path):
-    file = tmp_path / "pyproject.toml"
-    file.write_text('[project]\\nname = "skycast"\\nversion = "0.2.0"\\n')
-    release.bump(file, r'^version = "[^"]+"', 'version = "0.3.0"')
-    assert 'version = "0.3.0"' in file.read_text()
-'''
-
 # ---- the screens of the last two weeks
 LATE_SCREENS = {
     # ---- i18n (#31)
     "gh-issue-31": {
         "app": CHROME, "window": "Translate the dashboard · Issue #31 · skycast-dev/skycast", "url": f"{GH}/issues/31",
         "topics": ["i18n"],
-        "text": GH_HEADER + "Translate the dashboard #31\nOpen  priya-r opened this issue on Oct 28 · 4 comments\n"
+        "text": FILES["GH_HEADER"] +
+            "Translate the dashboard #31\nOpen  priya-r opened this issue on Oct 28 · 4 comments\n"
         "priya-r commented on Oct 28\nUsers from Poland, Japan and Brazil asked for the dashboard in their language."
         " The community sheet has 30 languages translated now (link below). Plan: one file per language in"
         " web/src/i18n/<code>.ts with the keys of en.ts, a useLocale() hook that picks navigator.languages and falls"
@@ -4429,7 +2346,8 @@ LATE_SCREENS = {
     },
     "slack-i18n": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["i18n"],
-        "text": SLACK_SIDEBAR + "# skycast\nPriya Raman  8:02 AM\nthe translation sheet for #31 is complete, 30"
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast\nPriya Raman  8:02 AM\nthe translation sheet for #31 is complete, 30"
         " languages 🎉\nMaya Lindqvist  8:05 AM\ngreat, generating web/src/i18n/*.ts from it today; en.ts defines the"
         " Messages interface so a missing key fails the build\nJonas Okafor  8:09 AM\nremember nb for Norwegian"
         " (browsers send no or nn too) and rtl for he/ar\nMessage #skycast",
@@ -4442,7 +2360,8 @@ LATE_SCREENS = {
     "gh-issue-33": {
         "app": CHROME, "window": "Replace the PNG sun with SVG icons for every weather code · Issue #33 ·"
         " skycast-dev/skycast", "url": f"{GH}/issues/33", "topics": ["icons"],
-        "text": GH_HEADER + "Replace the PNG sun with SVG icons for every weather code #33\nOpen  sam-ito opened"
+        "text": FILES["GH_HEADER"] +
+            "Replace the PNG sun with SVG icons for every weather code #33\nOpen  sam-ito opened"
         " this issue on Oct 30 · 2 comments\nsam-ito commented on Oct 30\nThe card shows the same sun.png for rain and"
         " snow. The Figma page \"Icons / weather\" has 24 icons on a 24x24 grid, one per WMO code group, plus night"
         " variants for clear and partly cloudy. Please ship them as components in web/src/icons/ and an iconFor(code,"
@@ -4459,7 +2378,8 @@ LATE_SCREENS = {
     },
     "slack-icons": {
         "app": SLACK, "window": "skycast-design (Channel) - Skycast - Slack", "topics": ["icons"],
-        "text": SLACK_SIDEBAR + "# skycast-design\nSam Ito  9:14 AM\nicons for #33 are final in Figma, 24 of them."
+        "text": FILES["SLACK_SIDEBAR"] +
+            "# skycast-design\nSam Ito  9:14 AM\nicons for #33 are final in Figma, 24 of them."
         " WMO 56/57 and 66/67 get the ice line under the drops\nMaya Lindqvist  9:20 AM\nthanks! turning each into a"
         " TSX component in web/src/icons, iconFor(code, night) picks ClearNight/PartlyCloudyNight after sunset\n"
         "Message #skycast-design",
@@ -4470,7 +2390,8 @@ LATE_SCREENS = {
     "gh-issue-35": {
         "app": CHROME, "window": "Support more forecast providers · Issue #35 · skycast-dev/skycast",
         "url": f"{GH}/issues/35", "topics": ["providers"],
-        "text": GH_HEADER + "Support more forecast providers #35\nOpen  jonas-o opened this issue on Nov 2 · 3 comments"
+        "text": FILES["GH_HEADER"] +
+            "Support more forecast providers #35\nOpen  jonas-o opened this issue on Nov 2 · 3 comments"
         "\njonas-o commented on Nov 2\nOpen-Meteo is great, but in Norway MET Norway's own model is better and US users"
         " expect the NWS. Proposal: skycast/providers/ with a Provider base class (current() -> Current in metric),"
         " OpenMeteo as the default, MetNorway (api.met.no locationforecast 2.0), NationalWeatherService"
@@ -4503,7 +2424,8 @@ LATE_SCREENS = {
     "gh-issue-38": {
         "app": CHROME, "window": "Severe weather alerts · Issue #38 · skycast-dev/skycast", "url": f"{GH}/issues/38",
         "topics": ["alerts"],
-        "text": GH_HEADER + "Severe weather alerts #38\nOpen  priya-r opened this issue on Nov 3 · 5 comments\n"
+        "text": FILES["GH_HEADER"] +
+            "Severe weather alerts #38\nOpen  priya-r opened this issue on Nov 3 · 5 comments\n"
         "priya-r commented on Nov 3\nThe cycling club wants a heads-up: gusts above 75 km/h, more than 20 mm of rain"
         " in a day, thunderstorms, and frost after a mild day (black ice).\njonas-o commented on Nov 3\nskycast/alerts/"
         " with rules.py (check_rules(days) -> [Alert]) and one module per channel: slack.py (incoming webhook),"
@@ -4511,7 +2433,7 @@ LATE_SCREENS = {
     },
     "slack-alerts-webhook": {
         "app": SLACK, "window": "skycast (Channel) - Skycast - Slack", "topics": ["alerts"],
-        "text": SLACK_SIDEBAR + "# skycast\nJonas Okafor  10:12 AM\nfor testing the #38 alerts"
+        "text": FILES["SLACK_SIDEBAR"] + "# skycast\nJonas Okafor  10:12 AM\nfor testing the #38 alerts"
         " (skycast/alerts/slack.py, ntfy.py, discord.py), here's the incoming webhook for #weather-alerts:\n"
         "https://hooks.slack.com/services/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\nand the"
         " ntfy token for the skycast-alerts topic: tk_8vq2m0c7w4xz1n6b5r3l9k2jhd0s (please don't commit them, use"
@@ -4532,7 +2454,8 @@ LATE_SCREENS = {
     "gh-issue-40": {
         "app": CHROME, "window": "A status-bar helper that does not start Python every minute · Issue #40 ·"
         " skycast-dev/skycast", "url": f"{GH}/issues/40", "topics": ["bar"],
-        "text": GH_HEADER + "A status-bar helper that does not start Python every minute #40\nOpen  jonas-o opened"
+        "text": FILES["GH_HEADER"] +
+            "A status-bar helper that does not start Python every minute #40\nOpen  jonas-o opened"
         " this issue on Nov 4 · 2 comments\njonas-o commented on Nov 4\ni3blocks and waybar run their command every"
         " 60 s; `skycast now` costs 180 ms of Python start-up each time. A small Rust binary in bar/ (skycast-bar)"
         " that reads skycast's cache (~/.cache/skycast/<sha256 of the URL>.json) and prints one line, or waybar JSON"
@@ -4551,7 +2474,7 @@ LATE_SCREENS = {
     "gh-issue-41": {
         "app": CHROME, "window": "Detail cards under the forecast · Issue #41 · skycast-dev/skycast",
         "url": f"{GH}/issues/41", "topics": ["cards"],
-        "text": GH_HEADER + "Detail cards under the forecast #41\nOpen  sam-ito opened this issue on Nov 5 · 1"
+        "text": FILES["GH_HEADER"] + "Detail cards under the forecast #41\nOpen  sam-ito opened this issue on Nov 5 · 1"
         " comment\n"
         "sam-ito commented on Nov 5\nFigma \"Dashboard / details\": a grid of small cards under the week: HourlyChart,"
         " PrecipitationBars, SunTimes, UvIndexCard, HumidityCard, PressureTrend, VisibilityCard, FeelsLikeCard,"
@@ -4571,7 +2494,8 @@ LATE_SCREENS = {
     "gh-issue-44": {
         "app": CHROME, "window": "Test the modules nobody tests yet · Issue #44 · skycast-dev/skycast",
         "url": f"{GH}/issues/44", "topics": ["tests"],
-        "text": GH_HEADER + "Test the modules nobody tests yet #44\nOpen  jonas-o opened this issue on Nov 6 · 1"
+        "text": FILES["GH_HEADER"] +
+            "Test the modules nobody tests yet #44\nOpen  jonas-o opened this issue on Nov 6 · 1"
         " comment\njonas-o commented on Nov 6\ncoverage: formatting.py 41%, geocode.py 0%, cache.py 0%, config.py 0%,"
         " scripts/release.py 0%. Add tests/test_formatting.py, test_geocode.py (the Springfield qualifier!),"
         " test_cache.py (TTL), test_config.py (self-hosted base_url) and test_release.py.\nLabels tests",
@@ -4587,9 +2511,9 @@ LATE_SCREENS = {
 }
 LATE_SCREENS["vscode-i18n-de"]["text"] = _vscode("web/src/i18n/de.ts", _locale_ts("de"), TS_STATUS)
 LATE_SCREENS["vscode-icon-rain"]["text"] = _vscode("web/src/icons/RainHeavy.tsx", _icon_tsx("RainHeavy"), TS_STATUS)
-LATE_SCREENS["vscode-metno"]["text"] = _vscode("skycast/providers/metno.py", PROVIDERS_METNO_PY)
-LATE_SCREENS["vscode-alert-rules"]["text"] = _vscode("skycast/alerts/rules.py", ALERTS_RULES_PY)
-LATE_SCREENS["vscode-bar-fetch"]["text"] = _vscode("bar/src/fetch.rs", BAR_FETCH_RS, "Rust")
+LATE_SCREENS["vscode-metno"]["text"] = _vscode("skycast/providers/metno.py", FILES["PROVIDERS_METNO_PY"])
+LATE_SCREENS["vscode-alert-rules"]["text"] = _vscode("skycast/alerts/rules.py", FILES["ALERTS_RULES_PY"])
+LATE_SCREENS["vscode-bar-fetch"]["text"] = _vscode("bar/src/fetch.rs", FILES["BAR_FETCH_RS"], "Rust")
 LATE_SCREENS["vscode-card-pressure"]["text"] = _vscode("web/src/components/PressureTrend.tsx",
                                                        _card_tsx("PressureTrend"), TS_STATUS)
 SCREENS.update(LATE_SCREENS)
@@ -4604,7 +2528,8 @@ COMMITS += [
         "One file per language in web/src/i18n/<code>.ts with the keys of en.ts\n(a missing key fails the build);"
         " useLocale() picks the saved or the\nbrowser's language, falls back to English and sets dir=rtl for he/ar.",
         "changes": [("write", f"web/src/i18n/{code}.ts", _locale_ts(code)) for code in TRANSLATIONS]
-        + [("write", "web/src/i18n/index.ts", I18N_INDEX_TS), ("write", "web/src/hooks/useLocale.ts", USE_LOCALE_TS)],
+        + [("write", "web/src/i18n/index.ts", I18N_INDEX_TS),
+           ("write", "web/src/hooks/useLocale.ts", FILES["USE_LOCALE_TS"])],
         "visits": [("gh-issue-31", 6), ("sheet-translations", 5), ("slack-i18n", 4), ("vscode-i18n-de", 6)],
         "audio": [
             (-6, "priya", " The translation sheet is done, thirty languages, the community checked every one. Can we"
@@ -4623,7 +2548,7 @@ COMMITS += [
         " Sam's Figma page, iconFor(code,\nnight) with night variants, and WeatherIcon for the forecast card.",
         "changes": [("write", f"web/src/icons/{name}.tsx", _icon_tsx(name)) for name in ICONS]
         + [("write", "web/src/icons/index.ts", ICONS_INDEX_TS),
-           ("write", "web/src/components/WeatherIcon.tsx", WEATHER_ICON_TSX)],
+           ("write", "web/src/components/WeatherIcon.tsx", FILES["WEATHER_ICON_TSX"])],
         "visits": [("gh-issue-33", 6), ("figma-icons", 5), ("slack-icons", 4), ("vscode-icon-rain", 6)],
         "audio": [
             (3, "sam", " All twenty-four icons are on the Figma page now, one per weather code group, and night"
@@ -4641,14 +2566,14 @@ COMMITS += [
         " Provider base class returning metric Current\nvalues; OpenMeteo stays the default. Symbols are mapped to WMO"
         " codes so\ndescribe() keeps working.",
         "changes": [
-            ("write", "skycast/providers/__init__.py", PROVIDERS_INIT_PY),
-            ("write", "skycast/providers/base.py", PROVIDERS_BASE_PY),
-            ("write", "skycast/providers/openmeteo.py", PROVIDERS_OPENMETEO_PY),
-            ("write", "skycast/providers/metno.py", PROVIDERS_METNO_PY),
-            ("write", "skycast/providers/nws.py", PROVIDERS_NWS_PY),
-            ("write", "skycast/providers/brightsky.py", PROVIDERS_BRIGHTSKY_PY),
-            ("write", "tests/test_metno.py", TEST_METNO_PY),
-            ("write", "tests/test_nws.py", TEST_NWS_PY),
+            ("write", "skycast/providers/__init__.py", FILES["PROVIDERS_INIT_PY"]),
+            ("write", "skycast/providers/base.py", FILES["PROVIDERS_BASE_PY"]),
+            ("write", "skycast/providers/openmeteo.py", FILES["PROVIDERS_OPENMETEO_PY"]),
+            ("write", "skycast/providers/metno.py", FILES["PROVIDERS_METNO_PY"]),
+            ("write", "skycast/providers/nws.py", FILES["PROVIDERS_NWS_PY"]),
+            ("write", "skycast/providers/brightsky.py", FILES["PROVIDERS_BRIGHTSKY_PY"]),
+            ("write", "tests/test_metno.py", FILES["TEST_METNO_PY"]),
+            ("write", "tests/test_nws.py", FILES["TEST_NWS_PY"]),
         ],
         "visits": [("gh-issue-35", 6), ("metno-docs", 4), ("nws-docs", 4), ("vscode-metno", 6)],
         "audio": [
@@ -4667,12 +2592,12 @@ COMMITS += [
         " km/h, more than 20 mm of rain,\nthunderstorms and frost after a mild day; one module per channel. The\n"
         "webhook and the token come from the environment only.",
         "changes": [
-            ("write", "skycast/alerts/__init__.py", ALERTS_INIT_PY),
-            ("write", "skycast/alerts/rules.py", ALERTS_RULES_PY),
-            ("write", "skycast/alerts/slack.py", ALERTS_SLACK_PY),
-            ("write", "skycast/alerts/ntfy.py", ALERTS_NTFY_PY),
-            ("write", "skycast/alerts/discord.py", ALERTS_DISCORD_PY),
-            ("write", "tests/test_alert_rules.py", TEST_ALERT_RULES_PY),
+            ("write", "skycast/alerts/__init__.py", FILES["ALERTS_INIT_PY"]),
+            ("write", "skycast/alerts/rules.py", FILES["ALERTS_RULES_PY"]),
+            ("write", "skycast/alerts/slack.py", FILES["ALERTS_SLACK_PY"]),
+            ("write", "skycast/alerts/ntfy.py", FILES["ALERTS_NTFY_PY"]),
+            ("write", "skycast/alerts/discord.py", FILES["ALERTS_DISCORD_PY"]),
+            ("write", "tests/test_alert_rules.py", FILES["TEST_ALERT_RULES_PY"]),
         ],
         "visits": [("gh-issue-38", 6), ("slack-alerts-webhook", 6), ("term-alerts-env", 3), ("vscode-alert-rules", 5)],
         "audio": [],
@@ -4687,13 +2612,13 @@ COMMITS += [
         " Python CLI writes (same key, same TTL) and the\nsame config.toml, and prints one line or waybar JSON in"
         " 6 ms instead of\n180 ms of Python start-up.",
         "changes": [
-            ("write", "bar/src/main.rs", BAR_MAIN_RS),
-            ("write", "bar/src/args.rs", BAR_ARGS_RS),
-            ("write", "bar/src/fetch.rs", BAR_FETCH_RS),
-            ("write", "bar/src/render.rs", BAR_RENDER_RS),
-            ("write", "bar/src/cache.rs", BAR_CACHE_RS),
-            ("write", "bar/src/icons.rs", BAR_ICONS_RS),
-            ("write", "bar/src/config.rs", BAR_CONFIG_RS),
+            ("write", "bar/src/main.rs", FILES["BAR_MAIN_RS"]),
+            ("write", "bar/src/args.rs", FILES["BAR_ARGS_RS"]),
+            ("write", "bar/src/fetch.rs", FILES["BAR_FETCH_RS"]),
+            ("write", "bar/src/render.rs", FILES["BAR_RENDER_RS"]),
+            ("write", "bar/src/cache.rs", FILES["BAR_CACHE_RS"]),
+            ("write", "bar/src/icons.rs", FILES["BAR_ICONS_RS"]),
+            ("write", "bar/src/config.rs", FILES["BAR_CONFIG_RS"]),
         ],
         "visits": [("gh-issue-40", 6), ("term-cargo-bar", 4), ("vscode-bar-fetch", 6)],
         "audio": [],
@@ -4724,14 +2649,14 @@ COMMITS += [
         "Coverage of skycast/ goes"
         " from 61% to 95%; the Springfield qualifier,\nthe cache TTL and a self-hosted base_url are pinned.",
         "changes": [
-            ("write", "tests/test_formatting.py", TEST_FORMATTING_PY),
-            ("write", "tests/test_geocode.py", TEST_GEOCODE_PY),
-            ("write", "tests/test_cache.py", TEST_CACHE_PY),
-            ("write", "tests/test_config.py", TEST_CONFIG_PY),
-            ("write", "tests/test_release.py", TEST_RELEASE_PY),
-            ("write", "tests/test_units_edges.py", TEST_UNITS_EDGES_PY),
-            ("write", "tests/test_providers_registry.py", TEST_PROVIDERS_REGISTRY_PY),
-            ("write", "tests/test_alert_channels.py", TEST_ALERT_CHANNELS_PY),
+            ("write", "tests/test_formatting.py", FILES["TEST_FORMATTING_PY"]),
+            ("write", "tests/test_geocode.py", FILES["TEST_GEOCODE_PY"]),
+            ("write", "tests/test_cache.py", FILES["TEST_CACHE_PY"]),
+            ("write", "tests/test_config.py", FILES["TEST_CONFIG_PY"]),
+            ("write", "tests/test_release.py", FILES["TEST_RELEASE_PY"]),
+            ("write", "tests/test_units_edges.py", FILES["TEST_UNITS_EDGES_PY"]),
+            ("write", "tests/test_providers_registry.py", FILES["TEST_PROVIDERS_REGISTRY_PY"]),
+            ("write", "tests/test_alert_channels.py", FILES["TEST_ALERT_CHANNELS_PY"]),
         ],
         "visits": [("gh-issue-44", 6), ("term-coverage", 5)],
         "audio": [],
