@@ -9,154 +9,11 @@ import json
 import zipfile
 from pathlib import Path
 
+import yaml
+
 ZIP_TIME = (2026, 10, 1, 12, 0, 0)
 
-CLOCK = """\
-import { css } from "uebersicht"
-
-export const command = "date '+%H:%M|%A, %d %B'"
-export const refreshFrequency = 10 * 1000
-
-export const className = css`
-  top: 24px;
-  left: 32px;
-  color: rgba(255, 255, 255, 0.92);
-  font-family: -apple-system, "SF Pro Display", sans-serif;
-  text-shadow: 0 1px 3px rgba(0, 0, 0, 0.35);
-`
-
-const time = css`font-size: 64px; font-weight: 200; letter-spacing: -2px;`
-const day = css`font-size: 15px; text-transform: uppercase; opacity: 0.75;`
-
-export const render = ({ output, error }) => {
-  if (error) return <div>clock: {String(error)}</div>
-  const [hhmm, date] = (output || "").trim().split("|")
-  return (
-    <div>
-      <div className={time}>{hhmm}</div>
-      <div className={day}>{date}</div>
-    </div>
-  )
-}
-"""
-
-BATTERY = """\
-export const command = "pmset -g batt | grep -Eo '[0-9]+%|charging|discharging|charged' | paste -sd ' ' -"
-export const refreshFrequency = 60 * 1000
-
-export const className = `
-  bottom: 16px;
-  right: 20px;
-  font: 13px Menlo, monospace;
-  color: #e8e8e8;
-  background: rgba(20, 20, 20, 0.55);
-  padding: 6px 10px;
-  border-radius: 8px;
-`
-
-const color = (percent) => (percent < 20 ? "#ff5f56" : percent < 50 ? "#ffbd2e" : "#27c93f")
-
-export const render = ({ output }) => {
-  const [level = "0%", state = "unknown"] = (output || "").trim().split(" ")
-  const percent = parseInt(level, 10)
-  return (
-    <div>
-      <span style={{ color: color(percent) }}>&#9646;</span> {level} <small>{state}</small>
-    </div>
-  )
-}
-"""
-
-WEATHER_COFFEE = """\
-# Current weather from wttr.in, refreshed every 15 minutes.
-command: "curl -s 'https://wttr.in/Berlin?format=%c+%t+%w'"
-
-refreshFrequency: 900000
-
-style: \"\"\"
-  top: 24px
-  right: 32px
-  color: #fff
-  font-family: Helvetica Neue
-  font-size: 22px
-  font-weight: 300
-\"\"\"
-
-render: (output) -> \"\"\"
-  <div class="weather">#{output}</div>
-\"\"\"
-
-update: (output, domEl) ->
-  $(domEl).find('.weather').text(output.trim() or 'offline')
-"""
-
-CPU_JSX = """\
-import { run } from "uebersicht"
-
-export const command = "sh cpu.widget/cpu.sh"
-export const refreshFrequency = 2000
-
-export const initialState = { samples: [] }
-
-export const updateState = (event, previous) => {
-  if (event.error) return previous
-  const value = parseFloat(event.output)
-  return { samples: [...previous.samples.slice(-29), isNaN(value) ? 0 : value] }
-}
-
-export const className = `
-  left: 32px;
-  bottom: 24px;
-  width: 180px;
-  font: 11px Menlo, monospace;
-  color: #cfd8dc;
-`
-
-const bar = (value, index) => (
-  <div key={index} style={{ display: "inline-block", width: 5, marginRight: 1, height: Math.max(1, value * 0.4),
-    background: value > 80 ? "#ef5350" : "#4fc3f7", verticalAlign: "bottom" }} />
-)
-
-export const render = ({ samples }) => (
-  <div onClick={() => run("open -a 'Activity Monitor'")}>
-    <div>CPU {samples.length ? samples[samples.length - 1].toFixed(0) : "--"}%</div>
-    <div style={{ height: 40 }}>{samples.map(bar)}</div>
-  </div>
-)
-"""
-
-CPU_SH = """\
-#!/bin/sh
-# Sum of %CPU over all processes, divided by the number of cores.
-cores=$(sysctl -n hw.ncpu)
-ps -A -o %cpu | awk -v cores="$cores" 'NR > 1 { total += $1 } END { printf "%.1f", total / cores }'
-"""
-
-NOW_PLAYING = """\
-export const command = `osascript -e '
-  if application "Music" is running then
-    tell application "Music"
-      if player state is playing then return (name of current track) & " — " & (artist of current track)
-    end tell
-  end if
-  return ""'`
-
-export const refreshFrequency = 5000
-
-export const className = `
-  top: 120px;
-  left: 32px;
-  max-width: 420px;
-  color: white;
-  font: 14px -apple-system, sans-serif;
-  opacity: 0.85;
-`
-
-export const render = ({ output }) => {
-  const song = (output || "").trim()
-  return song ? <div>&#9835; {song}</div> : null
-}
-"""
+SOURCES: dict[str, str] = yaml.safe_load(Path(__file__).with_name("widget_sources.yaml").read_text(encoding="utf-8"))
 
 
 def _big_dashboard() -> dict[str, str]:
@@ -207,15 +64,16 @@ export const render = ({ output }) => {
 
 WIDGETS = [
     ("Minimal-Clock", "Minimal Clock", "Ana Lopes", "A large thin clock with the weekday and date",
-     {"Minimal-Clock.widget/index.jsx": CLOCK}),
+     {"Minimal-Clock.widget/index.jsx": SOURCES["CLOCK"]}),
     ("Battery-Pill", "Battery Pill", "Kenji Sato", "Battery level and charging state, colour coded",
-     {"Battery-Pill.widget/index.jsx": BATTERY, "Battery-Pill.widget/.DS_Store": "\x00\x00\x00\x01Bud1"}),
+     {"Battery-Pill.widget/index.jsx": SOURCES["BATTERY"], "Battery-Pill.widget/.DS_Store": "\x00\x00\x00\x01Bud1"}),
     ("wttr-weather", "wttr weather", None, "Current weather from wttr.in in the corner of the desktop",
-     {"wttr-weather.widget/index.coffee": WEATHER_COFFEE}),
+     {"wttr-weather.widget/index.coffee": SOURCES["WEATHER_COFFEE"]}),
     ("cpu-sparkline", "CPU Sparkline", "Priya N", "A CPU usage sparkline; click to open Activity Monitor",
-     {"cpu.widget/index.jsx": CPU_JSX, "cpu.widget/cpu.sh": CPU_SH, "__MACOSX/cpu.widget/._index.jsx": "\x00"}),
+     {"cpu.widget/index.jsx": SOURCES["CPU_JSX"], "cpu.widget/cpu.sh": SOURCES["CPU_SH"],
+      "__MACOSX/cpu.widget/._index.jsx": "\x00"}),
     ("Now-Playing", "Now Playing", "Lena Hoffmann", "The song playing in Music, with its artist",
-     {"index.jsx": NOW_PLAYING}),
+     {"index.jsx": SOURCES["NOW_PLAYING"]}),
     ("Service-Dashboard", "Service Dashboard", "Ops Team", "Latency and error rate from a local stats endpoint",
      _big_dashboard()),
 ]
