@@ -18,7 +18,8 @@ from pathlib import Path
 from engine.errors import StudioError
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in the words an error message uses."""
     if stat.S_ISREG(mode):
         return "regular file"
     if stat.S_ISDIR(mode):
@@ -45,7 +46,7 @@ def output_target(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise StudioError(f"{path} is a {_file_kind(mode)}, not a regular file; give the path of a file to write.")
+        raise StudioError(f"{path} is a {file_kind(mode)}, not a regular file; give the path of a file to write.")
     for folder in target.parents:
         try:
             mode = os.stat(folder).st_mode
@@ -54,7 +55,7 @@ def output_target(path: str | os.PathLike) -> Path:
         except OSError as exc:
             raise StudioError(f"{path} cannot be written: {exc.strerror}.") from None
         if not stat.S_ISDIR(mode):
-            raise StudioError(f"{path} cannot be written: {folder} is a {_file_kind(mode)}, not a folder.")
+            raise StudioError(f"{path} cannot be written: {folder} is a {file_kind(mode)}, not a folder.")
         break
     return target
 

@@ -98,13 +98,16 @@ class Workspace:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            if is_busy(exc):
-                raise busy_error(self.db_path) from None
-            raise WorkspaceError(
-                f"The workspace database {self.db_path} cannot be opened ({exc}); move it away to start a fresh one."
-            ) from exc
+            raise self._database_error(exc, "opened") from exc
         conn.row_factory = sqlite3.Row
         return conn
+
+    def _database_error(self, exc: sqlite3.DatabaseError, doing: str) -> WorkspaceError:
+        """Busy: say who holds it and what to do; anything else: the database cannot be `doing`, move it away."""
+        if is_busy(exc):
+            return busy_error(self.db_path)
+        return WorkspaceError(f"The workspace database {self.db_path} cannot be {doing} ({exc}); move it away to start "
+                              "a fresh one.")
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -163,11 +166,7 @@ class Workspace:
                     conn.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name))
                     applied_now.append(name)
         except sqlite3.DatabaseError as exc:
-            if is_busy(exc):
-                raise busy_error(self.db_path) from None
-            raise WorkspaceError(
-                f"The workspace database {self.db_path} cannot be migrated ({exc}); move it away to start a fresh one."
-            ) from exc
+            raise self._database_error(exc, "migrated") from exc
         finally:
             conn.close()
         return applied_now

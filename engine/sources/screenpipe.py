@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 from engine.clock import iso_utc
 from engine.errors import SourceError
+from engine.files import file_kind
 from engine.records import Knowledge
 from engine.sources.report import SourceReport
 
@@ -268,7 +269,7 @@ class ScreenpipeReader:
             raise SourceError(f"`paths.screenpipe_db`: {self.path} cannot be read ({exc.strerror}).") from None
         if not stat.S_ISREG(mode):
             raise SourceError(
-                f"`paths.screenpipe_db`: {self.path} is not a regular file (it is a {_file_kind(mode)}); point it at "
+                f"`paths.screenpipe_db`: {self.path} is not a regular file (it is a {file_kind(mode)}); point it at "
                 "screenpipe's db.sqlite."
             )
         header = self._header()
@@ -684,15 +685,3 @@ def _capped(text: str, report: SourceReport) -> str:
 def _note_cut(report: SourceReport) -> None:
     if report.cut:
         report.notes.append(f"{report.cut:,} texts longer than {MAX_TEXT_CHARS:,} characters were cut to that length")
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
