@@ -332,11 +332,14 @@ def _reversed_comparison(text: str, name_start: int, kind: str, spans: list[Span
 
 # ------------------------------------------------------------------------------------------------------ labels
 
+# What may stand before "key", "token", "password" ... in a label ("API key", "Wi-Fi password", "deploy token").
+_LABEL_QUALIFIERS = (
+    r"api secret access private client auth(?:entication)? bearer refresh personal\s+access service\s+account "
+    r"app(?:lication)? license signing encryption master root admin db database wi-?fi vpn ssh smtp ftp account "
+    r"user login deploy webhook integration secret\s+access").split()
+_LABEL_NOUNS = "key token secret password passphrase passcode pwd credentials?".split()
 _LABEL = re.compile(
-    r"(?i)(?<![\w-])(?P<label>(?:(?:api|secret|access|private|client|auth(?:entication)?|bearer|refresh|personal\s+access|"
-    r"service\s+account|app(?:lication)?|license|signing|encryption|master|root|admin|db|database|wi-?fi|vpn|ssh|"
-    r"smtp|ftp|account|user|login|deploy|webhook|integration|secret\s+access)\s+)?(?:key|token|secret|password|"
-    r"passphrase|passcode|pwd|credentials?))s?\b"
+    rf"(?i)(?<![\w-])(?P<label>(?:(?:{'|'.join(_LABEL_QUALIFIERS)})\s+)?(?:{'|'.join(_LABEL_NOUNS)}))s?\b"
     r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+(?:for|of|on|to|in)[ \t]+(?:the[ \t]+)?[\w.-]+(?:[ \t]+[\w.-]+)?)?"
     r"[ \t]*(?:[:=]|\bis\b|\bwas\b|->|→|–|—|-)?[ \t]*[\"'`]?(?P<value>[^\s\"'`<]{8,300})")
 _LABEL_LINE = re.compile(
@@ -412,14 +415,16 @@ def _table_rows(lines: list[str], offsets: list[int], header: int, spans: list[S
 
 # ------------------------------------------------------------------------------------------------ HTTP auth
 
+# The schemes an Authorization header names before its credential (RFC 9110's and the providers' own).
+_AUTH_SCHEMES = ("bearer basic token digest api-?token apikey api-key key sso-key jwt hmac negotiate ntlm splunk ssws "
+                 "klaviyo-api-key dsn genieKey zoho-oauthtoken oauth client-id signature").split()
 _AUTH_HEADER = re.compile(
     r"(?i)\b(?:proxy-)?authorization\b[\"'\]]{0,2}[ \t]*[:=,][ \t]*[\"'`]?[ \t]*"
-    r"(?:(?P<scheme>bearer|basic|token|digest|api-?token|apikey|api-key|key|sso-key|jwt|hmac|negotiate|ntlm|"
-    r"splunk|ssws|klaviyo-api-key|dsn|genieKey|zoho-oauthtoken|oauth|client-id|signature)[ \t]+)?"
-    r"(?P<value>[A-Za-z0-9+/=._~:@%$!-]{8,2000})")
-_CURL_USER = re.compile(
-    r"(?<![\w-])(?:-u|--user|--proxy-user|--http-user|--auth|-a)(?:=|[ \t]+)(?P<arg>(?:\"[^\"\n]*\"|'[^'\n]*'|"
-    r"[^\s\"'|;&<>]+)+)")
+    rf"(?:(?P<scheme>{'|'.join(_AUTH_SCHEMES)})[ \t]+)?(?P<value>[A-Za-z0-9+/=._~:@%$!-]{{8,2000}})")
+# Command-line options that take user:password (curl, wget, httpie, ab, hey), and their argument, quoted or not.
+_USER_OPTIONS = ("-u", "--user", "--proxy-user", "--http-user", "--auth", "-a")
+_SHELL_WORD = r"(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'|;&<>]+)+"
+_CURL_USER = re.compile(rf"(?<![\w-])(?:{'|'.join(_USER_OPTIONS)})(?:=|[ \t]+)(?P<arg>{_SHELL_WORD})")
 _HTTP_COMMAND = re.compile(r"(?i)\b(?:curl|wget|http|https|httpie|xh|ab|hey)\b")
 _PLACEHOLDER_PASSWORD = frozenset("""pass password passwd pwd secret token test testing changeme changeit admin user
 username login guest demo example sample default apikey api_key key null none""".split())

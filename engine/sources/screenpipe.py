@@ -31,8 +31,8 @@ import os
 import re
 import sqlite3
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -95,10 +95,11 @@ def locate_database(path: Path) -> Path:
 @dataclass
 class ScreenpipeFilters:
     min_length: int = 100
-    apps_include: list[str] = field(default_factory=list)
-    apps_exclude: list[str] = field(default_factory=list)
-    windows_include: list[str] = field(default_factory=list)
-    windows_exclude: list[str] = field(default_factory=list)
+    # Glob patterns (fnmatch, case-insensitive); empty means no filter on that side.
+    apps_include: Sequence[str] = ()
+    apps_exclude: Sequence[str] = ()
+    windows_include: Sequence[str] = ()
+    windows_exclude: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
 
