@@ -1,6 +1,6 @@
 """`python -m engine api --config CFG [--workspace W] [--host 127.0.0.1] [--port 8765] [--token T]`
 
-Serves the REST API (engine/ops/api.py) with uvicorn until Ctrl-C or SIGTERM. Bound to loopback by default, where
+Serves the REST API (engine/ops/api/) with uvicorn until Ctrl-C or SIGTERM. Bound to loopback by default, where
 a token is optional; any other address exposes the API to the network, so it refuses to start without a token
 (--token or $STUDIO_API_TOKEN). The socket is bound here, before uvicorn starts, so a port in use is one plain
 sentence and --port 0 picks a free port (the URL printed on start shows which).
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     # FastAPI and uvicorn are imported here, so other verbs do not pay for them.
     import uvicorn
 
-    from engine.ops.api import create_app, is_loopback_name
+    from engine.ops.api import create_app
+    from engine.ops.api.guards import is_loopback_name
 
     token = args.token if args.token is not None else os.environ.get("STUDIO_API_TOKEN")
     token = token or None  # an empty token is no token
