@@ -18,6 +18,15 @@ WORKSPACE_HELP = ("workspace folder (default: $STUDIO_WORKSPACE, else the config
                   "data/workspace)")
 
 
+def add_verb(subparsers: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
+             help: str, description: str) -> argparse.ArgumentParser:
+    """The parser of one verb: `help` is its line in `python -m engine -h`, `description` heads `<verb> -h`, and
+    `run(args)` is what the verb does (its exit code). The caller adds the verb's own arguments to the parser."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=run)
+    return parser
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_help: str = CONFIG_HELP) -> None:
     """--config and --workspace, both optional, as every verb takes them."""
     parser.add_argument("--config", help=config_help)

@@ -1,6 +1,6 @@
 """`python -m engine api --config CFG [--workspace W] [--host 127.0.0.1] [--port 8765] [--token T]`
 
-Serves the REST API (engine/ops/api.py) with uvicorn until Ctrl-C or SIGTERM. Bound to loopback by default, where
+Serves the REST API (engine/ops/api/) with uvicorn until Ctrl-C or SIGTERM. Bound to loopback by default, where
 a token is optional; any other address exposes the API to the network, so it refuses to start without a token
 (--token or $STUDIO_API_TOKEN). The socket is bound here, before uvicorn starts, so a port in use is one plain
 sentence and --port 0 picks a free port (the URL printed on start shows which).
@@ -12,19 +12,19 @@ import argparse
 import os
 import socket
 
-from engine.cli import add_config_arguments, config_and_workspace
+from engine.cli import add_config_arguments, add_verb, config_and_workspace
 from engine.errors import StudioError
 
 LOCALHOST_NAMES = {"localhost", "localhost.localdomain"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "api", help="serve the REST API (stats, scheduler jobs, training) over HTTP",
-        description="Serve the REST API for one config and workspace; OpenAPI docs at /docs. Loopback by default; "
-                    "binding to another address needs a token, which every /api request must then send as "
-                    "`Authorization: Bearer <token>`.",
-    )
+    parser = add_verb(
+        subparsers, "api", run,
+        help="serve the REST API (stats, scheduler jobs, training) over HTTP",
+        description="""Serve the REST API for one config and workspace; OpenAPI docs at /docs. Loopback by default;
+        binding to another address needs a token, which every /api request must then send as `Authorization: Bearer
+        <token>`.""")
     add_config_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
@@ -32,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--host is not a loopback address (prefer $STUDIO_API_TOKEN: a flag shows in `ps`)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn's log level (info logs every request)")
-    parser.set_defaults(func=run)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -69,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     # FastAPI and uvicorn are imported here, so other verbs do not pay for them.
     import uvicorn
 
-    from engine.ops.api import create_app, is_loopback_name
+    from engine.ops.api import create_app
+    from engine.ops.api.guards import is_loopback_name
 
     token = args.token if args.token is not None else os.environ.get("STUDIO_API_TOKEN")
     token = token or None  # an empty token is no token

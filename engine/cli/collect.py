@@ -5,26 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, config_and_workspace
+from engine.cli import add_config_arguments, add_verb, config_and_workspace
 from engine.collect import CollectResult, collect
-from engine.config import COLLECT_SOURCES, TIERS
+from engine.config import COLLECT_SOURCES
 from engine.progress import TqdmProgress
+from engine.records import TIERS
 
 MAX_DETAILS = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "collect", help="turn commits, docs, conversation logs and linked pairs into tagged training examples",
-        description="Collect training examples from what the workspace holds (run extract first; link for linked "
-                    "pairs) and from collect.conversation_logs. Each example is stored once with its source, "
-                    "format, quality tier and token count; a second run adds only what is new.",
-    )
+    parser = add_verb(
+        subparsers, "collect", run,
+        help="turn commits, docs, conversation logs and linked pairs into tagged training examples",
+        description="""Collect training examples from what the workspace holds (run extract first; link for linked
+        pairs) and from collect.conversation_logs. Each example is stored once with its source, format, quality tier
+        and token count; a second run adds only what is new.""")
     add_config_arguments(parser)
     parser.add_argument("--sources", help=f"comma-separated, from {','.join(COLLECT_SOURCES)} "
                         "(default: the config's collect.sources)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
 
 
 def format_report(result: CollectResult) -> str:

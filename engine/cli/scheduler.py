@@ -19,7 +19,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from engine.cli import add_config_arguments, config_and_workspace
+from engine.cli import add_config_arguments, add_verb, config_and_workspace
 from engine.clock import utc_now
 from engine.config import PipelineConfig
 from engine.ops.jobs import JOB_IDS
@@ -36,12 +36,12 @@ from engine.ops.scheduler import (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "scheduler", help="run the collection jobs on a schedule and on change; status, history, run one now",
-        description="The scheduler runs mining_code, quality_check, dedup_cleanup and export_training on their "
-                    "intervals (config scheduler.jobs, changed with the API or the Pipeline page) and mines as soon "
-                    "as the screenpipe database or a repository changes.",
-    )
+    parser = add_verb(
+        subparsers, "scheduler", run,
+        help="run the collection jobs on a schedule and on change; status, history, run one now",
+        description="""The scheduler runs mining_code, quality_check, dedup_cleanup and export_training on their
+        intervals (config scheduler.jobs, changed with the API or the Pipeline page) and mines as soon as the
+        screenpipe database or a repository changes.""")
     parser.add_argument("action", choices=("start", "status", "list", "run", "configure", "log"),
                         help="start (foreground), status, list (jobs and recent runs), run --job ID, "
                              "configure --job ID, log --run N")
@@ -55,7 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", type=int, dest="run_id", help="the run whose log to print (see `list`)")
     parser.add_argument("--limit", type=int, default=10, help="runs shown by `list` (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON (start: one JSON object per line)")
-    parser.set_defaults(func=run)
 
 
 # -- formatting --------------------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from engine.cli import add_config_arguments, config_and_workspace
-from engine.config import COLLECT_SOURCES, TIERS
+from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.config import COLLECT_SOURCES
 from engine.ops import stats
+from engine.records import TIERS
 
 
 def _common(parser: argparse.ArgumentParser, days: bool = False, json_flag: bool = True) -> None:
@@ -20,18 +21,17 @@ def _common(parser: argparse.ArgumentParser, days: bool = False, json_flag: bool
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "stats", help="collected examples: totals, examples per day, source health",
-        description="Statistics of the examples `collect` stored: totals by source, format and tier, tokens and "
-                    "storage (summary), examples collected per day (daily), each source's health (sources), or "
-                    "all of it as JSON (json). Marked duplicates are not counted.",
-    )
+    parser = add_verb(
+        subparsers, "stats", run,
+        help="collected examples: totals, examples per day, source health",
+        description="""Statistics of the examples `collect` stored: totals by source, format and tier, tokens and
+        storage (summary), examples collected per day (daily), each source's health (sources), or all of it as JSON
+        (json). Marked duplicates are not counted.""")
     views = parser.add_subparsers(dest="view", metavar="<view>", required=True)
     _common(views.add_parser("summary", help="totals by source, format and tier; readiness to train"))
     _common(views.add_parser("daily", help="examples collected per day"), days=True)
     _common(views.add_parser("sources", help="examples, tiers and health per source"))
     _common(views.add_parser("json", help="everything as one JSON document"), days=True, json_flag=False)
-    parser.set_defaults(func=run)
 
 
 def _share(count: int, total: int) -> str:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -26,7 +25,7 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -98,21 +97,6 @@ def one_sentence(exc: BaseException) -> str:
     return sentence if sentence.endswith(".") else f"{sentence}."
 
 
-class _Store:
-    """The workspace database, opened once per call; every function here works through it."""
-
-    def __init__(self, workspace_path: str | os.PathLike):
-        self.workspace = Workspace.open(workspace_path)
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        conn = self.workspace.connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-
 # -- settings ----------------------------------------------------------------------------------------------------
 def _interval_problem(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -162,13 +146,6 @@ def _effective(config: PipelineConfig, conn: sqlite3.Connection) -> dict[str, di
     return settings
 
 
-def effective_settings(config: PipelineConfig, workspace_path: str | os.PathLike) -> dict[str, dict]:
-    """{job_id: {"enabled", "interval_minutes", "override": [overridden fields]}}."""
-    store = _Store(workspace_path)
-    with store.connect() as conn:
-        return _effective(config, conn)
-
-
 def configure_job(config: PipelineConfig, workspace_path: str | os.PathLike, job_id: str,
                   enabled: bool | None = None, interval_minutes: float | None = None) -> dict:
     """Enable/disable a job or change its interval (minutes, fractions allowed), stored in the workspace; a running
@@ -185,8 +162,8 @@ def configure_job(config: PipelineConfig, workspace_path: str | os.PathLike, job
             raise SchedulerError(f"`interval_minutes` {problem}; it must be a number of minutes above 0 and at most "
                                  f"{MAX_INTERVAL_MINUTES} (0.5 is 30 seconds).")
     _configured(config)  # a broken config section is reported before anything is stored
-    store = _Store(workspace_path)
-    with store.connect() as conn, store.workspace.transaction(conn):
+    ws = Workspace.open(workspace_path)
+    with ws.transaction() as conn:
         conn.execute(
             "INSERT INTO job_settings(job_id, enabled, interval_minutes, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(job_id) DO UPDATE SET enabled = COALESCE(excluded.enabled, enabled),"
@@ -195,7 +172,7 @@ def configure_job(config: PipelineConfig, workspace_path: str | os.PathLike, job
             (job_id, None if enabled is None else int(enabled),
              None if interval_minutes is None else float(interval_minutes), _iso(utc_now())),
         )
-    _log_line(store.workspace, f"{job_id}: settings changed ("
+    _log_line(ws, f"{job_id}: settings changed ("
               + ", ".join(f"{key} {value}" for key, value in
                           (("enabled", enabled), ("interval_minutes", interval_minutes)) if value is not None) + ")")
     return next(job for job in list_jobs(config, workspace_path) if job["job_id"] == job_id)
@@ -204,8 +181,8 @@ def configure_job(config: PipelineConfig, workspace_path: str | os.PathLike, job
 def reset_job(config: PipelineConfig, workspace_path: str | os.PathLike, job_id: str) -> dict:
     """Drop a job's overrides: it runs as the config says again. Returns the job as `list_jobs` shows it."""
     _check_job_id(job_id)
-    store = _Store(workspace_path)
-    with store.connect() as conn:
+    ws = Workspace.open(workspace_path)
+    with ws.connection() as conn:
         conn.execute("DELETE FROM job_settings WHERE job_id = ?", (job_id,))
     return next(job for job in list_jobs(config, workspace_path) if job["job_id"] == job_id)
 
@@ -277,30 +254,30 @@ def job_history(workspace_path: str | os.PathLike, job_id: str | None = None, li
     """Runs, newest first (all jobs, or one): each a run dict as `run_job` returns it."""
     if job_id is not None:
         _check_job_id(job_id)
-    store = _Store(workspace_path)
-    with store.connect() as conn:
+    ws = Workspace.open(workspace_path)
+    with ws.connection() as conn:
         _fail_abandoned(conn, job_id)
         rows = conn.execute(
             "SELECT * FROM job_runs" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY id DESC LIMIT ?",
             ((job_id,) if job_id else ()) + (max(0, int(limit)),),
         ).fetchall()
-        return [_run_dict(store.workspace, row) for row in rows]
+        return [_run_dict(ws, row) for row in rows]
 
 
-def get_run(workspace_path: str | os.PathLike, run_id: int) -> dict:
+def get_job_run(workspace_path: str | os.PathLike, run_id: int) -> dict:
     """One run dict; SchedulerError if the workspace has no such run."""
-    store = _Store(workspace_path)
-    with store.connect() as conn:
+    ws = Workspace.open(workspace_path)
+    with ws.connection() as conn:
         row = conn.execute("SELECT * FROM job_runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
-        raise SchedulerError(f"There is no job run {run_id} in {store.workspace.root}; "
+        raise SchedulerError(f"There is no job run {run_id} in {ws.root}; "
                              "`python -m engine scheduler list` shows the recent runs.")
-    return _run_dict(store.workspace, row)
+    return _run_dict(ws, row)
 
 
 def job_log(workspace_path: str | os.PathLike, run_id: int) -> str:
     """The log lines of one run (what it did, progress, the traceback of a failure)."""
-    run = get_run(workspace_path, run_id)
+    run = get_job_run(workspace_path, run_id)
     path = Path(run["log_path"]) if run["log_path"] else None
     if path is None or not path.exists():
         return ""
@@ -311,12 +288,12 @@ def job_log(workspace_path: str | os.PathLike, run_id: int) -> str:
 class _Run:
     """A claimed run: the job's lock is held and its history row exists."""
 
-    def __init__(self, store: _Store, job_id: str, trigger: str, attempt: int, lock_handle):
-        self.store, self.job_id, self.trigger, self.attempt = store, job_id, trigger, attempt
+    def __init__(self, ws: Workspace, job_id: str, trigger: str, attempt: int, lock_handle):
+        self.ws, self.job_id, self.trigger, self.attempt = ws, job_id, trigger, attempt
         self.lock_handle = lock_handle
         self.started = utc_now()
         self.began = time.perf_counter()
-        with store.connect() as conn:
+        with ws.connection() as conn:
             _fail_abandoned(conn, job_id, lock_held=True)
             with _ACTIVE_LOCK:
                 self.run_id = conn.execute(
@@ -329,15 +306,15 @@ class _Run:
             conn.execute("UPDATE job_runs SET log_path = ? WHERE id = ?", (self.relative_log, self.run_id))
 
     def log(self, message: str) -> None:
-        _log_line(self.store.workspace, f"run {self.run_id} {self.job_id}: {message}",
-                  self.store.workspace.path(self.relative_log))
+        _log_line(self.ws, f"run {self.run_id} {self.job_id}: {message}",
+                  self.ws.path(self.relative_log))
 
     def execute(self, config: PipelineConfig) -> dict:
         """Run the body, record ok/failed, release the lock; never raises for a failure of the job itself."""
         status, result, error = "failed", None, None
         try:
             self.log(f"started ({self.trigger}, attempt {self.attempt})")
-            result = JOBS[self.job_id].body(config, self.store.workspace.root, _RunProgress(self.log))
+            result = JOBS[self.job_id].body(config, self.ws.root, _RunProgress(self.log))
             status = "ok"
             self.log(f"ok: {summarize(self.job_id, result)}")
         except Exception as exc:  # the job failed: record it as one sentence, the traceback goes to its log
@@ -353,7 +330,7 @@ class _Run:
 
     def _finish(self, status: str, result: dict | None, error: str | None) -> dict:
         try:
-            with self.store.connect() as conn:
+            with self.ws.connection() as conn:
                 conn.execute(
                     "UPDATE job_runs SET status = ?, finished_at = ?, seconds = ?, result_json = ?, error = ?"
                     " WHERE id = ?",
@@ -361,7 +338,7 @@ class _Run:
                      json.dumps(result, default=str) if result is not None else None, error, self.run_id),
                 )
                 row = conn.execute("SELECT * FROM job_runs WHERE id = ?", (self.run_id,)).fetchone()
-                return _run_dict(self.store.workspace, row)
+                return _run_dict(self.ws, row)
         finally:
             _ACTIVE_RUNS.discard(self.run_id)
             self.lock_handle.close()  # closing the file releases the flock
@@ -371,22 +348,22 @@ def _claim(workspace_path: str | os.PathLike, job_id: str, trigger: str, attempt
     _check_job_id(job_id)
     if trigger not in TRIGGERS:
         raise SchedulerError(f"Unknown trigger {trigger!r}; use one of {', '.join(TRIGGERS)}.")
-    store = _Store(workspace_path)
-    lock_path = store.workspace.path("locks", f"{job_id}.lock")
+    ws = Workspace.open(workspace_path)
+    lock_path = ws.path("locks", f"{job_id}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")  # held until the run finishes: _Run._finish closes it
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        with store.connect() as conn:
+        with ws.connection() as conn:
             row = conn.execute("SELECT id, started_at, pid, trigger FROM job_runs WHERE job_id = ? AND status ="
                                " 'running' ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
         where = (f" (run {row['id']}, {row['trigger']}, started {row['started_at']}, pid {row['pid']})"
                  if row else "")
         raise JobBusyError(f"{job_id} is already running{where}; wait for it to finish and try again.") from None
     try:
-        return _Run(store, job_id, trigger, attempt, handle)
+        return _Run(ws, job_id, trigger, attempt, handle)
     except BaseException:
         handle.close()
         raise
@@ -422,7 +399,7 @@ def _state(conn: sqlite3.Connection) -> dict | None:
             "next_runs": json.loads(row["next_runs_json"] or "{}")}
 
 
-def _jobs(config: PipelineConfig, store: _Store, conn: sqlite3.Connection) -> list[dict]:
+def _jobs(config: PipelineConfig, ws: Workspace, conn: sqlite3.Connection) -> list[dict]:
     _fail_abandoned(conn)
     settings = _effective(config, conn)
     state = _state(conn)
@@ -430,7 +407,7 @@ def _jobs(config: PipelineConfig, store: _Store, conn: sqlite3.Connection) -> li
     jobs = []
     for job_id, spec in JOBS.items():
         row = conn.execute("SELECT * FROM job_runs WHERE job_id = ? ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
-        last = _run_dict(store.workspace, row) if row else None
+        last = _run_dict(ws, row) if row else None
         planned = next_runs.get(job_id, {})
         jobs.append({
             "job_id": job_id, "title": spec.title, "description": spec.description,
@@ -448,19 +425,19 @@ def list_jobs(config: PipelineConfig, workspace_path: str | os.PathLike) -> list
     """The four jobs: {job_id, title, description, enabled, interval_minutes, next_run_at (ISO, or None when no
     scheduler is running or the job is disabled), last_run (a run dict or None), override (fields set by
     configure_job), retry_at (a planned retry), running}."""
-    store = _Store(workspace_path)
-    with store.connect() as conn:
-        return _jobs(config, store, conn)
+    ws = Workspace.open(workspace_path)
+    with ws.connection() as conn:
+        return _jobs(config, ws, conn)
 
 
 def scheduler_status(config: PipelineConfig, workspace_path: str | os.PathLike) -> dict:
     """{running, pid, started_at, heartbeat_at, watching, jobs}: running is True only while a `scheduler start`
     process for this workspace is alive and beating; otherwise pid/started_at/heartbeat_at are None and
     last_heartbeat_at says when one was last seen."""
-    store = _Store(workspace_path)
-    with store.connect() as conn:
+    ws = Workspace.open(workspace_path)
+    with ws.connection() as conn:
         state = _state(conn)
-        jobs = _jobs(config, store, conn)
+        jobs = _jobs(config, ws, conn)
     running = bool(state and state["alive"])
     return {
         "running": running, "pid": state["pid"] if running else None,
@@ -468,7 +445,7 @@ def scheduler_status(config: PipelineConfig, workspace_path: str | os.PathLike) 
         "heartbeat_at": state["heartbeat_at"] if running else None,
         "last_heartbeat_at": state["heartbeat_at"] if state else None,
         "watching": state["watching"] if running else [],
-        "workspace": str(store.workspace.root),
+        "workspace": str(ws.root),
         "jobs": jobs,
     }
 
@@ -486,7 +463,7 @@ class SchedulerService:
     def __init__(self, config: PipelineConfig, workspace_path: str | os.PathLike,
                  on_event: Callable[[str, dict], None] | None = None, poll_seconds: float = POLL_SECONDS):
         self.config = config
-        self.store = _Store(workspace_path)
+        self.ws = Workspace.open(workspace_path)
         self.on_event = on_event or (lambda kind, data: None)
         self.poll_seconds = poll_seconds
         self.max_retries = int(config.get("scheduler.max_retries"))
@@ -514,17 +491,17 @@ class SchedulerService:
     # lifecycle
     def start(self) -> dict:
         _configured(self.config)
-        lock_path = self.store.workspace.path("locks", "scheduler.lock")
+        lock_path = self.ws.path("locks", "scheduler.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a+")  # held while the scheduler runs
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            with self.store.connect() as conn:
+            with self.ws.connection() as conn:
                 state = _state(conn)
             raise SchedulerError(
-                f"A scheduler is already running for {self.store.workspace.root}"
+                f"A scheduler is already running for {self.ws.root}"
                 + (f" (pid {state['pid']})" if state else "") + "; stop it first, or pass another --workspace."
             ) from None
         self._lock_handle = handle
@@ -535,14 +512,14 @@ class SchedulerService:
             raise
 
     def _start(self) -> dict:
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             abandoned = _fail_abandoned(conn)
         started = utc_now()
         if self.config.get("scheduler.watch"):
             self.watcher = ChangeWatcher(self.config.screenpipe_db, self.config.git_repos, self.debounce,
                                          self._on_change)
         watching = self.watcher.watching if self.watcher else []
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             conn.execute(
                 "INSERT INTO scheduler_state(id, pid, started_at, heartbeat_at, config_path, watching_json,"
                 " next_runs_json) VALUES (1, ?, ?, ?, ?, ?, '{}') ON CONFLICT(id) DO UPDATE SET pid = excluded.pid,"
@@ -557,11 +534,11 @@ class SchedulerService:
                                replace_existing=True)
         if self.watcher:
             self.watcher.start()
-        _log_line(self.store.workspace, f"scheduler started (watching {len(watching)} sources)"
+        _log_line(self.ws, f"scheduler started (watching {len(watching)} sources)"
                   + (f"; marked {abandoned} abandoned runs failed" if abandoned else ""))
         return {"pid": os.getpid(), "started_at": _iso(started), "watching": watching,
                 "watch_notes": self.watcher.notes if self.watcher else [], "abandoned_runs_failed": abandoned,
-                "jobs": list_jobs(self.config, self.store.workspace.root)}
+                "jobs": list_jobs(self.config, self.ws.root)}
 
     def stop(self, wait: bool = True) -> None:
         """Stop the watcher and the scheduler (waiting for a running job when `wait`), then clear the heartbeat."""
@@ -572,15 +549,15 @@ class SchedulerService:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         if self._lock_handle is not None:
-            with self.store.connect() as conn:
+            with self.ws.connection() as conn:
                 conn.execute("UPDATE scheduler_state SET pid = NULL, heartbeat_at = NULL, watching_json = '[]',"
                              " next_runs_json = '{}' WHERE id = 1 AND pid = ?", (os.getpid(),))
-            _log_line(self.store.workspace, "scheduler stopped")
+            _log_line(self.ws, "scheduler stopped")
             self._lock_handle.close()
             self._lock_handle = None
 
     def running_jobs(self) -> list[str]:
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             return [row[0] for row in conn.execute(
                 "SELECT job_id FROM job_runs WHERE status = 'running' AND pid = ?", (os.getpid(),))]
 
@@ -592,7 +569,7 @@ class SchedulerService:
         if trigger == "retry" and not self._retry_still_wanted(job_id, attempt):
             return None
         try:
-            return run_job(self.config, self.store.workspace.root, job_id, trigger, attempt=attempt)
+            return run_job(self.config, self.ws.root, job_id, trigger, attempt=attempt)
         except JobBusyError as exc:
             self.on_event("busy", {"job_id": job_id, "trigger": trigger, "error": str(exc)})
             if trigger == "watch":  # the change must not be lost: look again once the other run is done
@@ -609,10 +586,10 @@ class SchedulerService:
                                    id=aps_id, replace_existing=True, max_instances=max_instances)
 
     def _on_change(self, changed: list[str]) -> None:
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             enabled = _effective(self.config, conn)["mining_code"]["enabled"]
         self.on_event("watch", {"changed": changed, "enabled": enabled})
-        _log_line(self.store.workspace, f"change in {', '.join(changed)}"
+        _log_line(self.ws, f"change in {', '.join(changed)}"
                   + ("; mining_code queued" if enabled else "; mining_code is disabled, not queued"))
         if enabled:
             # One running and one waiting: a change during a run is mined by the waiting one.
@@ -621,7 +598,7 @@ class SchedulerService:
     def _on_job_event(self, event) -> None:
         if event.job_id == "_heartbeat":
             if event.code == EVENT_JOB_ERROR:
-                _log_line(self.store.workspace, f"heartbeat failed: {one_sentence(event.exception)}")
+                _log_line(self.ws, f"heartbeat failed: {one_sentence(event.exception)}")
             return
         job_id = event.job_id.split(":")[-1]
         if event.code == EVENT_JOB_MAX_INSTANCES:
@@ -629,7 +606,7 @@ class SchedulerService:
                                                               "for the job before it."})
         elif event.code == EVENT_JOB_ERROR:
             error = one_sentence(event.exception)
-            _log_line(self.store.workspace, f"{job_id}: could not run: {error}")
+            _log_line(self.ws, f"{job_id}: could not run: {error}")
             self.on_event("error", {"job_id": job_id, "error": error})
         elif event.retval is not None:
             self.on_event("run", event.retval)
@@ -640,7 +617,7 @@ class SchedulerService:
         with self._state_lock:
             if self._stopping:
                 return
-            with self.store.connect() as conn:
+            with self.ws.connection() as conn:
                 settings = _effective(self.config, conn)
                 latest = {row["job_id"]: row for row in conn.execute(
                     "SELECT * FROM job_runs WHERE id IN (SELECT MAX(id) FROM job_runs GROUP BY job_id)")}
@@ -669,11 +646,11 @@ class SchedulerService:
                                    id=job_id, replace_existing=True, next_run_time=due + timedelta(seconds=order))
         self.on_event("scheduled", {"job_id": job_id, "enabled": enabled, "interval_minutes": setting[
             "interval_minutes"], "override": setting["override"], "next_run_at": self._next(job_id)})
-        _log_line(self.store.workspace, f"{job_id}: " + (
+        _log_line(self.ws, f"{job_id}: " + (
             f"every {setting['interval_minutes']} min, next {self._next(job_id)}" if enabled else "disabled"))
 
     def _retry_still_wanted(self, job_id: str, attempt: int) -> bool:
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             row = conn.execute("SELECT status, attempt FROM job_runs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
                                (job_id,)).fetchone()
         return bool(row and row["status"] == "failed" and row["attempt"] == attempt - 1)
@@ -693,7 +670,7 @@ class SchedulerService:
         last = _parse(latest["finished_at"] or latest["started_at"])
         when = max(utc_now(), last + timedelta(seconds=self.retry_delay))
         self._add_once(aps_id, job_id, "retry", when, attempt=attempt)
-        _log_line(self.store.workspace, f"{job_id}: run {latest['id']} failed; retry {attempt - 1} of "
+        _log_line(self.ws, f"{job_id}: run {latest['id']} failed; retry {attempt - 1} of "
                                         f"{self.max_retries} at {_iso(when)}")
 
     def _next(self, aps_id: str) -> str | None:
@@ -703,6 +680,6 @@ class SchedulerService:
     def _publish(self) -> None:
         next_runs = {job_id: {"next_run_at": self._next(job_id), "retry_at": self._next(f"retry:{job_id}")}
                      for job_id in JOB_IDS}
-        with self.store.connect() as conn:
+        with self.ws.connection() as conn:
             conn.execute("UPDATE scheduler_state SET heartbeat_at = ?, next_runs_json = ? WHERE id = 1 AND pid = ?",
                          (_iso(utc_now()), json.dumps(next_runs), os.getpid()))

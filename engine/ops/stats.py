@@ -16,7 +16,10 @@ gives zeros, never an error, and reading stats never creates a workspace.
   score (0-1; the seed wants every source above 0.6), 0 while it has no examples.
 - full(workspace, days=30) -> everything above, for `stats json`
 - training_readiness(config, workspace) -> {total_samples, min_for_training, ready_to_train, export_min_tier,
-  by_tier, held_for_review, last_export}: total_samples are the examples export_training would write.
+  by_tier, held_for_review, last_export[, exported]}: total_samples are the examples export_training would write;
+  exported (with_exported=True) is folder_readiness of the folder it wrote.
+- folder_readiness(config, workspace, data_dir=None) -> {data_folder, exists, train, valid, test, examples,
+  min_for_training, ready_to_train}: the examples a data folder holds, which POST /api/train trains on.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from engine.clock import utc_now
-from engine.config import COLLECT_SOURCES, EXAMPLE_FORMATS, TIERS, PipelineConfig
+from engine.config import COLLECT_SOURCES, EXAMPLE_FORMATS, PipelineConfig
 from engine.errors import StudioError
+from engine.records import SPLITS, TIERS
 from engine.store import DB_NAME, Workspace
 
 HEALTHY_SCORE = 0.6
@@ -43,11 +47,8 @@ def _connection(workspace_path: Path) -> Iterator[sqlite3.Connection | None]:
     if not (Path(workspace_path) / DB_NAME).is_file():
         yield None
         return
-    conn = Workspace.open(workspace_path).connect()
-    try:
+    with Workspace.open(workspace_path).connection() as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 def _zeros(keys) -> dict[str, int]:
@@ -145,10 +146,12 @@ def sources(workspace_path: Path) -> list[dict]:
     return list(found.values())
 
 
-def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
+def training_readiness(config: PipelineConfig, workspace_path: Path, *, with_exported: bool = False) -> dict:
     """Whether the collected examples are enough to train (collect.min_examples_for_training), counting the
     examples export_training would write: not duplicates, not dropped, at or above collect.export_min_tier, and
-    without unreviewed sensitive-data findings."""
+    without unreviewed sensitive-data findings. With `with_exported`, also what the exported folder holds now
+    (`exported`, as `folder_readiness` counts it), which is what the API's POST /api/train trains on; a broken
+    exported folder is part of the answer (its `problem`), not an error."""
     from engine.collect.export import last_export
     from engine.dataset.review import item_statuses
 
@@ -172,10 +175,44 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
                 held += 1
     total = sum(by_tier.values())
     export = last_export(workspace_path)
-    return {"total_samples": total, "min_for_training": needed, "ready_to_train": total >= needed,
-            "export_min_tier": min_tier, "by_tier": by_tier, "held_for_review": held,
-            "last_export": None if export is None else {key: export.get(key) for key in
-                                                        ("exported_at", "counts", "format", "examples")}}
+    readiness = {"total_samples": total, "min_for_training": needed, "ready_to_train": total >= needed,
+                 "export_min_tier": min_tier, "by_tier": by_tier, "held_for_review": held,
+                 "last_export": None if export is None else {key: export.get(key) for key in
+                                                             ("exported_at", "counts", "format", "examples")}}
+    if with_exported:
+        from engine.collect.export import FOLDER as EXPORT_FOLDER
+
+        try:
+            readiness["exported"] = folder_readiness(config, workspace_path)
+        except StudioError as exc:  # a collected folder that is not UTF-8 or not JSON lines
+            readiness["exported"] = {"data_folder": str(Path(workspace_path).joinpath(*EXPORT_FOLDER)),
+                                     "exists": True, **dict.fromkeys(SPLITS, 0), "examples": 0,
+                                     "min_for_training": needed, "ready_to_train": False, "problem": str(exc)}
+    return readiness
+
+
+def folder_readiness(config: PipelineConfig, workspace_path: Path, data_dir: str | None = None) -> dict:
+    """Whether a data folder (default: the exported collected folder) holds enough examples to train on:
+    {data_folder, exists, train, valid, test, examples, min_for_training, ready_to_train}.
+
+    The count is every example in the folder (train + valid + test lines), as collect.min_examples_for_training
+    counts the examples before they are split; a collected folder not exported yet counts 0. A given folder that
+    cannot be read raises the launcher's StudioError naming the problem.
+    """
+    from engine.collect.export import FOLDER as EXPORT_FOLDER
+    from engine.training.launcher import inspect_data_folder
+
+    folder = Path(data_dir).expanduser() if data_dir else Path(workspace_path).joinpath(*EXPORT_FOLDER)
+    needed = int(config.get("collect.min_examples_for_training"))
+    counts = dict.fromkeys(SPLITS, 0)
+    exists = (folder / "train.jsonl").is_file()
+    if data_dir or exists:
+        data = inspect_data_folder(folder)
+        counts = {split: getattr(data, split) for split in SPLITS}
+        folder = data.path
+    examples = sum(counts.values())
+    return {"data_folder": str(folder), "exists": exists, **counts, "examples": examples,
+            "min_for_training": needed, "ready_to_train": examples >= needed}
 
 
 def full(workspace_path: Path, days: int = 30) -> dict:
