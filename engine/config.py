@@ -4,10 +4,15 @@ Known sections (the seeds'): paths, document_sources, filtering, confidence, cod
 added by the studio, each with defaults: `screenpipe` (app/window include/exclude lists, a time range, which
 screenpipe tables to read), `studio` (the workspace folder), `linking` (matcher mode, embedding model, the seed
 v1 time window, keyword list and weights), `collect`, `scheduler`, and `team` (the roles of people who log in,
-engine.team). Relative paths are resolved against the config
-file's folder and `~` is expanded, so a config can travel with the data it points at.
-`team.members` lists a team's sources (each member's screenpipe databases and repositories, tagged with the
-member's name) and `executor` says where the heavy steps run (local or a Ray cluster, engine.executor).
+engine.team). Relative paths are resolved against the config file's folder and `~` is expanded, so a config can
+travel with the data it points at. `team.members` lists a team's sources (each member's screenpipe databases and
+repositories, tagged with the member's name) and `executor` says where the heavy steps run (local or a Ray
+cluster, engine.executor).
+
+The schema is ConfigSchema, one pydantic model per section: each key is declared once with its type, range,
+default and the phrase an error gives for what it must be; DEFAULTS is read from the same declaration, and
+`_sentence` turns any validation error into one sentence. Validation only checks: `get()` and the properties return
+the file's own values over the defaults, and keys the schema does not know are kept and saved untouched.
 """
 
 from __future__ import annotations
@@ -327,6 +332,11 @@ def member_of(source_id: str) -> str | None:
     return head if slash and ":" not in head else None
 
 
+def _setting(dotted: str, doc: str) -> property:
+    """A read-only PipelineConfig property for one whole-number key (its type is the schema's)."""
+    return property(lambda config: config.get(dotted), doc=doc)
+
+
 @dataclass
 class PipelineConfig:
     """A validated config. `raw` is exactly what the file holds (unknown keys kept); properties give typed,
@@ -442,21 +452,10 @@ class PipelineConfig:
     def code_extensions(self) -> list[str]:
         return [item.lower() for item in self.get("code_extensions")]
 
-    @property
-    def min_knowledge_length(self) -> int:
-        return self.get("filtering.min_knowledge_length")
-
-    @property
-    def min_code_lines(self) -> int:
-        return self.get("filtering.min_code_lines")
-
-    @property
-    def max_commits(self) -> int:
-        return self.get("filtering.max_commits")
-
-    @property
-    def top_k(self) -> int:
-        return self.get("filtering.top_k_matches")
+    min_knowledge_length = _setting("filtering.min_knowledge_length", "Shorter knowledge (characters) is skipped.")
+    min_code_lines = _setting("filtering.min_code_lines", "A changed file with fewer added code lines is skipped.")
+    max_commits = _setting("filtering.max_commits", "Commits with code changes kept per repository.")
+    top_k = _setting("filtering.top_k_matches", "Links kept per commit (at most MAX_TOP_K).")
 
     @property
     def min_confidence(self) -> float:

@@ -7,8 +7,9 @@ import json
 
 from engine.cli import add_config_arguments, config_and_workspace
 from engine.collect import CollectResult, collect
-from engine.config import COLLECT_SOURCES, TIERS
+from engine.config import COLLECT_SOURCES
 from engine.progress import TqdmProgress
+from engine.records import TIERS
 
 MAX_DETAILS = 3
 

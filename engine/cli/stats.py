@@ -7,8 +7,9 @@ import json
 from datetime import datetime, timezone
 
 from engine.cli import add_config_arguments, config_and_workspace
-from engine.config import COLLECT_SOURCES, TIERS
+from engine.config import COLLECT_SOURCES
 from engine.ops import stats
+from engine.records import TIERS
 
 
 def _common(parser: argparse.ArgumentParser, days: bool = False, json_flag: bool = True) -> None:

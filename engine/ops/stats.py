@@ -28,8 +28,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from engine.clock import utc_now
-from engine.config import COLLECT_SOURCES, EXAMPLE_FORMATS, TIERS, PipelineConfig
+from engine.config import COLLECT_SOURCES, EXAMPLE_FORMATS, PipelineConfig
 from engine.errors import StudioError
+from engine.records import TIERS
 from engine.store import DB_NAME, Workspace
 
 HEALTHY_SCORE = 0.6
