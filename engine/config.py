@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,8 +43,6 @@ MAX_SECONDS = 7 * 24 * 3600
 COLLECT_SOURCES = ("commits", "docs", "conversations", "linked")
 EXAMPLE_FORMATS = ("instruction", "chat", "completion")
 LINK_MODES = ("semantic", "hybrid", "best")
-MEMBER_KEYS = ("name", "screenpipe_db", "git_repo")
-_MEMBER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _listed(choices: tuple[str, ...]) -> str:
@@ -86,12 +83,6 @@ def _distinct_names(members: list[TeamMember]) -> list[TeamMember]:
     if len({member.name for member in members}) != len(members):
         raise ValueError("two members share a name")
     return members
-
-
-def _member_name(text: str) -> str:
-    if not _MEMBER_NAME.fullmatch(text):
-        raise ValueError("not a member name")
-    return text
 
 
 NonBlank = Annotated[str, AfterValidator(_non_blank)]
@@ -207,7 +198,7 @@ class TeamMember(BaseModel):
     """One entry of `team.members`: a name and at least one source; any other key is a mistake."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-    name: Annotated[str, AfterValidator(_member_name)]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]  # it prefixes source ids: `maya/ocr:12`
     screenpipe_db: PathOrPaths | None = None
     git_repo: PathOrPaths | None = None
 
