@@ -4,179 +4,257 @@ Known sections (the seeds'): paths, document_sources, filtering, confidence, cod
 added by the studio, each with defaults: `screenpipe` (app/window include/exclude lists, a time range, which
 screenpipe tables to read), `studio` (the workspace folder), `linking` (matcher mode, embedding model, the seed
 v1 time window, keyword list and weights), `collect`, `scheduler`, and `team` (the roles of people who log in,
-engine.team). Relative paths are resolved against the config
-file's folder and `~` is expanded, so a config can travel with the data it points at.
-`team.members` lists a team's sources (each member's screenpipe databases and repositories, tagged with the
-member's name) and `executor` says where the heavy steps run (local or a Ray cluster, engine.executor).
+engine.team). Relative paths are resolved against the config file's folder and `~` is expanded, so a config can
+travel with the data it points at. `team.members` lists a team's sources (each member's screenpipe databases and
+repositories, tagged with the member's name) and `executor` says where the heavy steps run (local or a Ray
+cluster, engine.executor).
+
+The schema is ConfigSchema, one pydantic model per section: each key is declared once with its type, range,
+default and the phrase an error gives for what it must be; DEFAULTS is read from the same declaration, and
+`_sentence` turns any validation error into one sentence. Validation only checks: `get()` and the properties return
+the file's own values over the defaults, and keys the schema does not know are kept and saved untouched.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import ConfigError, StudioError
+from engine.executor import EXECUTORS
 from engine.files import output_target, write_atomic
+from engine.records import TIERS
+from engine.team import ROLES
 
 # The link confidence below which a pair is not trained on; every fallback in the engine is this one value.
 DEFAULT_MIN_CONFIDENCE = 0.6
-
-DEFAULTS: dict[str, Any] = {
-    "paths": {
-        "screenpipe_db": "~/.screenpipe/db.sqlite",
-        "git_repo": ".",
-        "output_file": "output/training_data.jsonl",
-    },
-    "document_sources": {"directories": [], "extensions": [".md", ".txt", ".rst", ".yml", ".yaml"]},
-    "filtering": {"min_knowledge_length": 100, "min_code_lines": 5, "max_commits": 500, "top_k_matches": 3},
-    "confidence": {"min_confidence": DEFAULT_MIN_CONFIDENCE},
-    "code_extensions": [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"],
-    "screenpipe": {
-        "apps_include": [],
-        "apps_exclude": [],
-        "windows_include": [],
-        "windows_exclude": [],
-        "since": None,
-        "until": None,
-        "read_audio": True,
-        "read_legacy_ui": True,
-    },
-    "studio": {"workspace": None},
-    "linking": {
-        "mode": "best",
-        "model": "all-MiniLM-L6-v2",
-        "time_window_days": 7,
-        "commit_offset_hours": 1,
-        "keyword_weight": 0.3,
-        "semantic_weight": 0.7,
-        "keywords": None,
-        "valid_fraction": 0.1,
-    },
-    "collect": {
-        "sources": ["commits", "docs", "conversations", "linked"],
-        "conversation_logs": [],
-        "min_message_chars": 10,
-        "export_format": "chat",
-        "export_min_tier": "bronze",
-        "min_examples_for_training": 100,
-    },
-    "scheduler": {
-        "jobs": {
-            "mining_code": {"enabled": True, "interval_minutes": 360},
-            "quality_check": {"enabled": True, "interval_minutes": 720},
-            "dedup_cleanup": {"enabled": True, "interval_minutes": 1440},
-            "export_training": {"enabled": True, "interval_minutes": 1440},
-        },
-        "watch": True,
-        "debounce_seconds": 30,
-        "max_retries": 3,
-        "retry_delay_seconds": 300,
-    },
-    "team": {"roles": {}, "members": []},
-    "executor": {"name": "local", "ray_address": None},
-}
 
 MAX_TOP_K = 1000  # links kept per commit; each costs memory in every chunk of the matcher
 MAX_DAYS = 36_500
 MAX_HOURS = 8_760
 MAX_SECONDS = 7 * 24 * 3600
 
-# key -> (kind, description of what is expected)
-_SCHEMA: dict[str, str] = {
-    "paths": "object",
-    "paths.screenpipe_db": "path",
-    "paths.git_repo": "path_or_paths",
-    "paths.output_file": "path",
-    "document_sources": "object",
-    "document_sources.directories": "paths",
-    "document_sources.extensions": "extensions",
-    "filtering": "object",
-    "filtering.min_knowledge_length": "count",
-    "filtering.min_code_lines": "count",
-    "filtering.max_commits": "positive",
-    "filtering.top_k_matches": "top_k",
-    "confidence": "object",
-    "confidence.min_confidence": "fraction",
-    "code_extensions": "extensions",
-    "screenpipe": "object",
-    "screenpipe.apps_include": "strings",
-    "screenpipe.apps_exclude": "strings",
-    "screenpipe.windows_include": "strings",
-    "screenpipe.windows_exclude": "strings",
-    "screenpipe.since": "datetime",
-    "screenpipe.until": "datetime",
-    "screenpipe.read_audio": "bool",
-    "screenpipe.read_legacy_ui": "bool",
-    "studio": "object",
-    "studio.workspace": "optional_path",
-    "linking": "object",
-    "linking.mode": "link_mode",
-    "linking.model": "path",
-    "linking.time_window_days": "days",
-    "linking.commit_offset_hours": "hours",
-    "linking.keyword_weight": "fraction",
-    "linking.semantic_weight": "fraction",
-    "linking.keywords": "optional_strings",
-    "linking.valid_fraction": "fraction",
-    "collect": "object",
-    "collect.sources": "collect_sources",
-    "collect.conversation_logs": "paths",
-    "collect.min_message_chars": "count",
-    "collect.export_format": "example_format",
-    "collect.export_min_tier": "tier",
-    "collect.min_examples_for_training": "count",
-    "scheduler": "object",
-    "scheduler.jobs": "object",
-    "scheduler.watch": "bool",
-    "scheduler.debounce_seconds": "seconds",
-    "scheduler.max_retries": "count",
-    "scheduler.retry_delay_seconds": "seconds",
-    "team": "object",
-    "team.roles": "roles",
-    "team.members": "members",
-    "executor": "object",
-    "executor.name": "executor",
-    "executor.ray_address": "optional_address",
-}
-
-_EXPECTED = {
-    "object": "an object ({...})",
-    "path": "a path string",
-    "optional_path": "a path string or null",
-    "path_or_paths": "a path string or a list of path strings",
-    "paths": "a list of path strings",
-    "strings": "a list of strings",
-    "extensions": 'a list of file extensions such as ".py"',
-    "count": "a whole number, 0 or more",
-    "positive": "a whole number, 1 or more",
-    "fraction": "a number between 0 and 1",
-    "datetime": 'a date or time such as "2026-03-01" or "2026-03-01T10:00:00+00:00", or null',
-    "bool": "true or false",
-    "link_mode": '"semantic", "hybrid" or "best"',
-    "top_k": f"a whole number from 1 to {MAX_TOP_K}",
-    "days": f"a number of days above 0 and at most {MAX_DAYS:,}",
-    "hours": f"a number of hours from 0 to {MAX_HOURS:,}",
-    "seconds": f"a number of seconds from 0 to {MAX_SECONDS:,} (a week)",
-    "optional_strings": "a list of strings, or null for the built-in list",
-    "collect_sources": 'a list of sources from "commits", "docs", "conversations", "linked"',
-    "example_format": '"instruction", "chat" or "completion"',
-    "tier": '"gold", "silver", "bronze" or "raw"',
-    "roles": 'an object mapping e-mail addresses, "*@domain" or "*" to "owner", "reviewer" or "viewer"',
-    "members": ('a list of members such as {"name": "maya", "screenpipe_db": "maya/db.sqlite", "git_repo": '
-                '"maya/repo"}, each with a distinct name of letters, digits, ".", "_" or "-" and at least one source'),
-    "executor": '"local" or "ray"',
-    "optional_address": 'a Ray address such as "auto" or "head-node:6379", or null',
-}
-
 COLLECT_SOURCES = ("commits", "docs", "conversations", "linked")
 EXAMPLE_FORMATS = ("instruction", "chat", "completion")
-TIERS = ("gold", "silver", "bronze", "raw")
+LINK_MODES = ("semantic", "hybrid", "best")
+
+
+def _listed(choices: tuple[str, ...]) -> str:
+    """`"a", "b", "c"`: allowed values as an error sentence quotes them."""
+    return ", ".join(f'"{choice}"' for choice in choices)
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    """`"a", "b" or "c"`: the one allowed value, as an error sentence offers the choice."""
+    head, _, last = _listed(choices).rpartition(", ")
+    return f"{head} or {last}"
+
+
+# -- the kinds of value a config holds ------------------------------------------------------------------------
+# Each kind is one Annotated type: what it accepts (strict: "5" is not 5, true is not 1), its range, and the
+# `description` an error sentence says it must be. Numbers are finite: Infinity and NaN (valid in Python's JSON)
+# stopped the file watcher, and a huge number overflows the time arithmetic later.
+
+def _non_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("blank")
+    return text
+
+
+def _extension(text: str) -> str:
+    if not (text.startswith(".") and len(text) > 1):
+        raise ValueError("not an extension")
+    return text
+
+
+def _moment(text: str | None) -> str | None:
+    if text is not None and parse_config_datetime(text) is None:
+        raise ValueError("not a date")
+    return text
+
+
+def _distinct_names(members: list[TeamMember]) -> list[TeamMember]:
+    if len({member.name for member in members}) != len(members):
+        raise ValueError("two members share a name")
+    return members
+
+
+NonBlank = Annotated[str, AfterValidator(_non_blank)]
+PathText = Annotated[NonBlank, Field(description="a path string")]
+OptionalPath = Annotated[NonBlank | None, Field(description="a path string or null")]
+PathOrPaths = Annotated[NonBlank | Annotated[list[str], Field(min_length=1)],
+                        Field(description="a path string or a list of path strings")]
+PathList = Annotated[list[str], Field(description="a list of path strings")]
+Strings = Annotated[list[str], Field(description="a list of strings")]
+OptionalStrings = Annotated[list[str] | None, Field(description="a list of strings, or null for the built-in list")]
+Extensions = Annotated[list[Annotated[str, AfterValidator(_extension)]],
+                       Field(description='a list of file extensions such as ".py"')]
+Count = Annotated[int, Field(ge=0, description="a whole number, 0 or more")]
+Positive = Annotated[int, Field(ge=1, description="a whole number, 1 or more")]
+TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"a whole number from 1 to {MAX_TOP_K}")]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="a number between 0 and 1")]
+Days = Annotated[float, Field(gt=0, le=MAX_DAYS, allow_inf_nan=False,
+                              description=f"a number of days above 0 and at most {MAX_DAYS:,}")]
+Hours = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False,
+                               description=f"a number of hours from 0 to {MAX_HOURS:,}")]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False,
+                                 description=f"a number of seconds from 0 to {MAX_SECONDS:,} (a week)")]
+Moment = Annotated[str | None, AfterValidator(_moment), Field(
+    description='a date or time such as "2026-03-01" or "2026-03-01T10:00:00+00:00", or null')]
+Flag = Annotated[bool, Field(description="true or false")]
+Address = Annotated[NonBlank | None, Field(description='a Ray address such as "auto" or "head-node:6379", or null')]
+AN_OBJECT = "an object ({...})"
+
+
+def _section(model: type[BaseModel]) -> Any:
+    """A section field: the section's defaults when the file leaves it out."""
+    return Field(default_factory=model, description=AN_OBJECT)
+
+
+class _Section(BaseModel):
+    # keys the studio does not know are allowed and not checked: `raw` keeps them and save() writes them back
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class PathsSection(_Section):
+    screenpipe_db: PathText = "~/.screenpipe/db.sqlite"
+    git_repo: PathOrPaths = "."
+    output_file: PathText = "output/training_data.jsonl"
+
+
+class DocumentSourcesSection(_Section):
+    directories: PathList = []
+    extensions: Extensions = [".md", ".txt", ".rst", ".yml", ".yaml"]
+
+
+class FilteringSection(_Section):
+    min_knowledge_length: Count = 100
+    min_code_lines: Count = 5
+    max_commits: Positive = 500
+    top_k_matches: TopK = 3
+
+
+class ConfidenceSection(_Section):
+    min_confidence: Fraction = DEFAULT_MIN_CONFIDENCE
+
+
+class ScreenpipeSection(_Section):
+    apps_include: Strings = []
+    apps_exclude: Strings = []
+    windows_include: Strings = []
+    windows_exclude: Strings = []
+    since: Moment = None
+    until: Moment = None
+    read_audio: Flag = True
+    read_legacy_ui: Flag = True
+
+
+class StudioSection(_Section):
+    workspace: OptionalPath = None
+
+
+class LinkingSection(_Section):
+    mode: Annotated[Literal[LINK_MODES], Field(description=_either(LINK_MODES))] = "best"
+    model: PathText = "all-MiniLM-L6-v2"
+    time_window_days: Days = 7
+    commit_offset_hours: Hours = 1
+    keyword_weight: Fraction = 0.3
+    semantic_weight: Fraction = 0.7
+    keywords: OptionalStrings = None
+    valid_fraction: Fraction = 0.1
+
+
+class CollectSection(_Section):
+    sources: Annotated[list[Literal[COLLECT_SOURCES]], Field(
+        description=f"a list of sources from {_listed(COLLECT_SOURCES)}")] = list(COLLECT_SOURCES)
+    conversation_logs: PathList = []
+    min_message_chars: Count = 10
+    export_format: Annotated[Literal[EXAMPLE_FORMATS], Field(description=_either(EXAMPLE_FORMATS))] = "chat"
+    export_min_tier: Annotated[Literal[TIERS], Field(description=_either(TIERS))] = "bronze"
+    min_examples_for_training: Count = 100
+
+
+class SchedulerSection(_Section):
+    # the jobs are checked job by job where they run (engine.ops.scheduler); here only that they are an object
+    jobs: Annotated[dict[str, Any], Field(description=AN_OBJECT)] = {
+        "mining_code": {"enabled": True, "interval_minutes": 360},
+        "quality_check": {"enabled": True, "interval_minutes": 720},
+        "dedup_cleanup": {"enabled": True, "interval_minutes": 1440},
+        "export_training": {"enabled": True, "interval_minutes": 1440},
+    }
+    watch: Flag = True
+    debounce_seconds: Seconds = 30
+    max_retries: Count = 3
+    retry_delay_seconds: Seconds = 300
+
+
+class TeamMember(BaseModel):
+    """One entry of `team.members`: a name and at least one source; any other key is a mistake."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]  # it prefixes source ids: `maya/ocr:12`
+    screenpipe_db: PathOrPaths | None = None
+    git_repo: PathOrPaths | None = None
+
+    @model_validator(mode="after")
+    def _names_a_source(self) -> TeamMember:
+        named = self.model_fields_set & {"screenpipe_db", "git_repo"}
+        if not named or any(getattr(self, key) is None for key in named):
+            raise ValueError("a member needs at least one source, and a source is never null")
+        return self
+
+
+class TeamSection(_Section):
+    roles: Annotated[dict[NonBlank, Literal[ROLES]], Field(
+        description=f'an object mapping e-mail addresses, "*@domain" or "*" to {_either(ROLES)}')] = {}
+    members: Annotated[list[TeamMember], AfterValidator(_distinct_names), Field(description=(
+        'a list of members such as {"name": "maya", "screenpipe_db": "maya/db.sqlite", "git_repo": "maya/repo"}, '
+        'each with a distinct name of letters, digits, ".", "_" or "-" and at least one source'))] = []
+
+
+class ExecutorSection(_Section):
+    name: Annotated[Literal[EXECUTORS], Field(description=_either(EXECUTORS))] = "local"
+    ray_address: Address = None
+
+
+class ConfigSchema(_Section):
+    """The whole pipeline_config.json: the seeds' sections, then the studio's. A section the file leaves out gets
+    its defaults."""
+
+    paths: PathsSection = _section(PathsSection)
+    document_sources: DocumentSourcesSection = _section(DocumentSourcesSection)
+    filtering: FilteringSection = _section(FilteringSection)
+    confidence: ConfidenceSection = _section(ConfidenceSection)
+    code_extensions: Extensions = [".rs", ".py", ".ts", ".tsx", ".js", ".jsx"]
+    screenpipe: ScreenpipeSection = _section(ScreenpipeSection)
+    studio: StudioSection = _section(StudioSection)
+    linking: LinkingSection = _section(LinkingSection)
+    collect: CollectSection = _section(CollectSection)
+    scheduler: SchedulerSection = _section(SchedulerSection)
+    team: TeamSection = _section(TeamSection)
+    executor: ExecutorSection = _section(ExecutorSection)
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, _Section) else None
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The declared defaults as plain JSON values, section by section (as written in the models, unconverted)."""
+    result = {}
+    for name, info in model.model_fields.items():
+        section = _section_model(info.annotation)
+        result[name] = _defaults(section) if section else copy.deepcopy(info.get_default(call_default_factory=True))
+    return result
+
+
+DEFAULTS: dict[str, Any] = _defaults(ConfigSchema)
 
 
 def _type_name(value: Any) -> str:
@@ -184,77 +262,22 @@ def _type_name(value: Any) -> str:
             dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _valid(kind: str, value: Any) -> bool:
-    is_str_list = isinstance(value, list) and all(isinstance(item, str) for item in value)
-    if kind == "object":
-        return isinstance(value, dict)
-    if kind == "path":
-        return isinstance(value, str) and value.strip() != ""
-    if kind == "optional_path":
-        return value is None or (isinstance(value, str) and value.strip() != "")
-    if kind == "path_or_paths":
-        return (isinstance(value, str) and value.strip() != "") or (is_str_list and len(value) > 0)
-    if kind in ("paths", "strings"):
-        return is_str_list
-    if kind == "extensions":
-        return is_str_list and all(item.startswith(".") and len(item) > 1 for item in value)
-    if kind in ("count", "positive"):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= (0 if kind == "count" else 1)
-    if kind == "fraction":
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and 0 <= value <= 1)
-    if kind == "datetime":
-        return value is None or (isinstance(value, str) and parse_config_datetime(value) is not None)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "link_mode":
-        return value in ("semantic", "hybrid", "best")
-    if kind == "top_k":
-        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TOP_K
-    if kind in ("days", "hours", "seconds"):
-        # finite and bounded: Infinity (valid in Python's JSON) stopped the file watcher, and a huge number
-        # overflows the time arithmetic later
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-            return False
-        if kind == "days":
-            return 0 < value <= MAX_DAYS
-        return 0 <= value <= (MAX_HOURS if kind == "hours" else MAX_SECONDS)
-    if kind == "optional_strings":
-        return value is None or is_str_list
-    if kind == "collect_sources":
-        return is_str_list and all(item in COLLECT_SOURCES for item in value)
-    if kind == "example_format":
-        return value in EXAMPLE_FORMATS
-    if kind == "tier":
-        return value in TIERS
-    if kind == "members":
-        return isinstance(value, list) and all(_valid_member(member) for member in value) and len(
-            {member["name"] for member in value}) == len(value)
-    if kind == "executor":
-        return value in ("local", "ray")
-    if kind == "optional_address":
-        return value is None or (isinstance(value, str) and value.strip() != "")
-    if kind == "roles":
-        from engine.team import ROLES
-
-        return isinstance(value, dict) and all(isinstance(key, str) and key.strip() and role in ROLES
-                                               for key, role in value.items())
-    raise AssertionError(kind)
-
-
-_MEMBER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MEMBER_KEYS = ("name", "screenpipe_db", "git_repo")
-
-
-def _valid_member(member: Any) -> bool:
-    if not isinstance(member, dict) or set(member) - set(MEMBER_KEYS):
-        return False
-    name = member.get("name")
-    if not (isinstance(name, str) and _MEMBER_NAME.fullmatch(name)):
-        return False
-    if not any(key in member for key in ("screenpipe_db", "git_repo")):
-        return False
-    return all(_valid("path_or_paths", member[key]) for key in ("screenpipe_db", "git_repo") if key in member)
+def _sentence(error: ValidationError, raw: dict) -> str:
+    """pydantic's first error as the one sentence a person can act on: the deepest declared key on the error's path
+    (a member's bad name reports `team.members`), what it must be (that key's description) and what it is."""
+    model: type[BaseModel] | None = ConfigSchema
+    path: list[str] = []
+    expected = AN_OBJECT
+    for part in error.errors()[0]["loc"]:
+        fields = model.model_fields if model is not None else {}
+        if not isinstance(part, str) or part not in fields:
+            break
+        path.append(part)
+        expected = fields[part].description or AN_OBJECT
+        model = _section_model(fields[part].annotation)
+    dotted = ".".join(path)
+    value = _lookup(raw, dotted)[1]
+    return f"`{dotted}` must be {expected}, but it is {_type_name(value)} ({json.dumps(value)[:60]})."
 
 
 def parse_config_datetime(text: str) -> datetime | None:
@@ -298,6 +321,11 @@ def member_of(source_id: str) -> str | None:
     """The team member a knowledge source id came from (`maya/ocr:12` -> "maya"); None for one's own data."""
     head, slash, _ = source_id.partition("/")
     return head if slash and ":" not in head else None
+
+
+def _setting(dotted: str, doc: str) -> property:
+    """A read-only PipelineConfig property for one whole-number key (its type is the schema's)."""
+    return property(lambda config: config.get(dotted), doc=doc)
 
 
 @dataclass
@@ -361,13 +389,12 @@ class PipelineConfig:
         return PipelineConfig(raw=raw, base_dir=self.base_dir, path=self.path)
 
     def validate(self) -> None:
-        """Check every known key's type; raise ConfigError with the key, what was found and what is expected."""
-        for dotted, kind in _SCHEMA.items():
-            present, value = _lookup(self.raw, dotted)
-            if present and not _valid(kind, value):
-                raise ConfigError(
-                    f"`{dotted}` must be {_EXPECTED[kind]}, but it is {_type_name(value)} ({json.dumps(value)[:60]})."
-                )
+        """Check every known key against ConfigSchema; raise ConfigError with the key, what was found and what is
+        expected."""
+        try:
+            ConfigSchema.model_validate(self.raw)
+        except ValidationError as exc:
+            raise ConfigError(_sentence(exc, self.raw)) from None
         self._values = _merged(DEFAULTS, self.raw)
         since, until = self.since, self.until
         if since and until and since > until:
@@ -416,21 +443,10 @@ class PipelineConfig:
     def code_extensions(self) -> list[str]:
         return [item.lower() for item in self.get("code_extensions")]
 
-    @property
-    def min_knowledge_length(self) -> int:
-        return self.get("filtering.min_knowledge_length")
-
-    @property
-    def min_code_lines(self) -> int:
-        return self.get("filtering.min_code_lines")
-
-    @property
-    def max_commits(self) -> int:
-        return self.get("filtering.max_commits")
-
-    @property
-    def top_k(self) -> int:
-        return self.get("filtering.top_k_matches")
+    min_knowledge_length = _setting("filtering.min_knowledge_length", "Shorter knowledge (characters) is skipped.")
+    min_code_lines = _setting("filtering.min_code_lines", "A changed file with fewer added code lines is skipped.")
+    max_commits = _setting("filtering.max_commits", "Commits with code changes kept per repository.")
+    top_k = _setting("filtering.top_k_matches", "Links kept per commit (at most MAX_TOP_K).")
 
     @property
     def min_confidence(self) -> float:

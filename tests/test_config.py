@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,59 @@ def test_one_resolution_of_config_and_workspace_for_pages_and_verbs(tmp_path, mo
     assert main(["deploy", "list"]) == 0 and "No versions yet" in capsys.readouterr().out
     assert main(["train", "--config", str(tmp_path / "missing.json"), "--list"]) == 1  # --config is the pipeline config
     assert "missing.json does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"filtering": {"top_k_matches": 1001}},
+         "`filtering.top_k_matches` must be a whole number from 1 to 1000, but it is a number (1001)."),
+        ({"filtering": {"top_k_matches": 0}}, "`filtering.top_k_matches` must be a whole number from 1 to 1000"),
+        ({"linking": {"time_window_days": float("inf")}},
+         "`linking.time_window_days` must be a number of days above 0 and at most 36,500, but it is a number "
+         "(Infinity)."),
+        ({"confidence": {"min_confidence": float("nan")}},
+         "`confidence.min_confidence` must be a number between 0 and 1, but it is a number (NaN)."),
+        ({"scheduler": {"debounce_seconds": -float("inf")}}, "`scheduler.debounce_seconds` must be a number of "
+         "seconds from 0 to 604,800 (a week)"),
+        ({"team": {"roles": {"dana@example.com": "admin"}}}, '`team.roles` must be an object mapping e-mail '
+         'addresses, "*@domain" or "*" to "owner", "reviewer" or "viewer", but it is an object'),
+        ({"collect": {"export_min_tier": "platinum"}},
+         '`collect.export_min_tier` must be "gold", "silver", "bronze" or "raw", but it is a string ("platinum").'),
+    ],
+)
+def test_numbers_are_finite_and_bounded_and_errors_name_the_declared_key(tmp_path, patch, message):
+    """JSON as Python reads it allows NaN and Infinity; the schema refuses them, and an error deep inside a value
+    (a role, a list item) names the key the schema declares, in one sentence."""
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.load(write(tmp_path, {**SEED_CONFIG, **patch}))
+    assert message in str(info.value)
+    assert str(info.value).count("\n") == 0
+
+
+def test_top_k_at_its_bound_and_unknown_keys_of_any_value_load(tmp_path):
+    config = PipelineConfig.load(write(tmp_path, {**SEED_CONFIG, "filtering": {"top_k_matches": 1000},
+                                                  "linking": {"extra": float("nan")}, "later": [None]}))
+    assert config.top_k == 1000
+    assert math.isnan(config.get("linking.extra"))  # an unknown key is kept as written, never checked
+
+
+def test_every_key_declares_what_it_must_be_and_the_defaults_pass_their_own_schema():
+    """The defaults, the ranges and the error phrases come from one declaration: a default outside its own range,
+    or a key without the phrase its error sentence needs, fails here."""
+    from pydantic import BaseModel
+
+    from engine.config import DEFAULTS, ConfigSchema
+
+    def undescribed(model: type[BaseModel], prefix: str) -> list[str]:
+        missing = []
+        for name, info in model.model_fields.items():
+            if not info.description:
+                missing.append(prefix + name)
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                missing += undescribed(info.annotation, f"{prefix}{name}.")
+        return missing
+
+    assert undescribed(ConfigSchema, "") == []
+    ConfigSchema.model_validate(DEFAULTS)
+    assert PipelineConfig(raw={}, base_dir=Path(".")).get("filtering") == DEFAULTS["filtering"]

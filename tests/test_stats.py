@@ -14,9 +14,10 @@ import tiktoken
 
 from engine.__main__ import main
 from engine.collect import collect, export_training
-from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
+from engine.config import COLLECT_SOURCES, PipelineConfig
 from engine.dataset.review import record_decision
 from engine.ops import stats
+from engine.records import TIERS
 from engine.store import Workspace
 
 

@@ -24,11 +24,12 @@ from engine.collect.docs import read_doc_examples
 from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
-from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
+from engine.config import COLLECT_SOURCES, PipelineConfig
 from engine.dataset.review import item_statuses
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import WorkspaceError
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 MAX_EXAMPLES_PER_REASON = 5

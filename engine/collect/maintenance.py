@@ -23,11 +23,12 @@ from pathlib import Path
 from engine.clock import now_iso
 from engine.collect.examples import instruction_view
 from engine.collect.scoring import score_example
-from engine.config import TIERS, PipelineConfig
+from engine.config import PipelineConfig
 from engine.dataset.dedup import _normalized_code, find_duplicates
 from engine.dataset.gate import scan_records
 from engine.dataset.review import item_statuses
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 BATCH = 2_000
