@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if token is None and not is_loopback_name(args.host):
         raise StudioError(f"Binding to {args.host} exposes the API to the network; pass --token or set "
                           "STUDIO_API_TOKEN.")
+    from engine.settings import active_config_path
+
     config, workspace = config_and_workspace(args)
-    app = create_app(args.config, workspace, token=token)
+    app = create_app(active_config_path(args.config), workspace, token=token)
     sock = bind_socket(args.host, args.port)
     url = url_for(sock)
     access = "every /api request needs the bearer token" if token else "no token (loopback only)"
