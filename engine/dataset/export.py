@@ -18,13 +18,13 @@ from pathlib import Path
 from engine.clock import now_iso
 from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.jsonl import dumps_line
-from engine.dataset.quality import TIERS
 from engine.dataset.redact import redact_record
 from engine.dataset.split import split_by_hash
 from engine.dataset.validate import PairAnalysis, analyze_dataset
 from engine.errors import StudioError
 from engine.files import write_atomic
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -21,7 +21,6 @@ from engine.config import DEFAULT_MIN_CONFIDENCE
 MIN_TOTAL_CHARS = 20
 MAX_TOTAL_CHARS = 50_000
 OPTIMAL_CHARS = (100, 4_000)
-TIERS = ("gold", "silver", "bronze", "raw")
 _BRACKETS = {")": "(", "]": "[", "}": "{"}
 _STRING_OR_COMMENT = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|`[^`]*`|#[^\n]*|//[^\n]*|/\*.*?\*/",
                                 re.DOTALL)

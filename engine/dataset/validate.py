@@ -20,10 +20,11 @@ from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
 from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
-from engine.dataset.quality import TIERS, Quality, assess, confidence_of, format_problems, metadata_problems
+from engine.dataset.quality import Quality, assess, confidence_of, format_problems, metadata_problems
 from engine.dataset.review import RESOLVING, enqueue, item_statuses
 from engine.dataset.sensitive import Finding
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 SAMPLE_SIZE = 10  # the seed reviews 10 random samples
