@@ -25,7 +25,7 @@ from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
 from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
-from engine.dataset.review import item_statuses
+from engine.dataset.review import clears_findings, item_statuses
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import WorkspaceError
 from engine.progress import ProgressFn, no_progress
@@ -210,7 +210,7 @@ def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Exampl
         rows.append((digest, example.source, example.format, example.origin,
                      json.dumps(example.record, ensure_ascii=False), quality.tier, quality.score,
                      json.dumps(quality.reasons), count(text), len(text), findings, now, example.source_time, now,
-                     int(verdict in ("good", "redact"))))
+                     int(clears_findings(verdict))))
         progress("scoring examples", done, len(kept))
     return rows
 

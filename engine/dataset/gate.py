@@ -311,7 +311,7 @@ def gate_records(workspace, keyed: list[tuple[str, object]], progress: ProgressF
                  filename_of=None) -> list[GateVerdict]:
     """The gate over (content key, record) pairs: the key is what reviewers' decisions are recorded under (a pair's
     pair_hash, an example's content_hash). Without a workspace there are no decisions: flagged records are held."""
-    from engine.dataset.review import item_statuses
+    from engine.dataset.review import findings_action, item_statuses
 
     found = scan_records(workspace, list(enumerate(record for _, record in keyed)), progress, filename_of)
     flagged = [key for index, (key, _) in enumerate(keyed) if found.get(index)]
@@ -324,14 +324,9 @@ def gate_records(workspace, keyed: list[tuple[str, object]], progress: ProgressF
             continue
         decision = decisions.get(key)
         verdict = decision.decision if decision else None
-        if verdict == "good":
-            verdicts.append(GateVerdict(key, "keep", findings, verdict, record))
-        elif verdict == "redact":
-            verdicts.append(GateVerdict(key, "redact", findings, verdict, redact_record(record, findings)))
-        elif verdict == "bad":
-            verdicts.append(GateVerdict(key, "drop", findings, verdict, None))
-        else:
-            verdicts.append(GateVerdict(key, "hold", findings, verdict, None))
+        action = findings_action(verdict)
+        written = record if action == "keep" else redact_record(record, findings) if action == "redact" else None
+        verdicts.append(GateVerdict(key, action, findings, verdict, written))
     return verdicts
 
 

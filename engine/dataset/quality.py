@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.config import DEFAULT_MIN_CONFIDENCE
+from engine.dataset.review import clears_findings
 
 MIN_TOTAL_CHARS = 20
 MAX_TOTAL_CHARS = 50_000
@@ -178,7 +179,7 @@ def finish_quality(score: float, reasons: list[str], output: str, code: list[str
     if not all(brackets_balanced(block) for block in code):
         score -= 0.1
         reasons.append("unbalanced brackets in output")
-    if decision in ("good", "redact"):
+    if clears_findings(decision):
         score += 0.2
     else:
         score = min(score, 0.89)  # gold is for human-verified examples only

@@ -25,7 +25,7 @@ from engine.dataset.gate import record_texts, scan_records, value_at
 from engine.dataset.jsonl import read_jsonl
 from engine.dataset.quality import assess, confidence_of
 from engine.dataset.redact import masked_segments
-from engine.dataset.review import STATES, ItemStatus, item_statuses, queued_datasets
+from engine.dataset.review import RESOLVING, STATES, ItemStatus, item_statuses, queued_datasets
 from engine.dataset.sensitive import Finding
 from engine.store import Workspace
 
@@ -296,7 +296,7 @@ def review_progress(items: list[QueueItem], reviewers: Iterable[str] = ()) -> Re
     states = Counter(item.state for item in items)
     names = list(dict.fromkeys([*reviewers, *reviewers_of(items)]))
     by_reviewer = {name: sum(_answered(item, name) for item in items) for name in names}
-    return ReviewProgress(len(items), sum(states[state] for state in ("good", "bad", "redact")),
+    return ReviewProgress(len(items), sum(states[state] for state in RESOLVING),
                           {state: states.get(state, 0) for state in STATES}, by_reviewer)
 
 

@@ -124,6 +124,18 @@ def status_of(key: str, answers: dict[str, Decision], needed: int = 1) -> ItemSt
     return ItemStatus(key, counted[0], answers, needed)
 
 
+def findings_action(decision: str | None) -> str:
+    """THE rule for an item with sensitive findings, from its resolved decision: `keep` it as it is (good: a false
+    alarm), `redact` it (typed placeholders), `drop` it (bad), or `hold` it out of training while unresolved."""
+    return {"good": "keep", "redact": "redact", "bad": "drop"}.get(decision or "", "hold")
+
+
+def clears_findings(decision: str | None) -> bool:
+    """A good or redact review clears a flagged item for training (and makes it human-reviewed: only that earns
+    gold)."""
+    return findings_action(decision) in ("keep", "redact")
+
+
 # ------------------------------------------------------------------------------------------------------ recording
 
 def default_reviewer() -> str:

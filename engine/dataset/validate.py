@@ -21,7 +21,7 @@ from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
 from engine.dataset.gate import scan_records
 from engine.dataset.jsonl import read_jsonl
 from engine.dataset.quality import Quality, assess, confidence_of, format_problems, metadata_problems
-from engine.dataset.review import RESOLVING, enqueue, item_statuses
+from engine.dataset.review import enqueue, findings_action, item_statuses
 from engine.dataset.sensitive import Finding
 from engine.progress import ProgressFn, no_progress
 from engine.records import TIERS
@@ -57,7 +57,7 @@ class PairAnalysis:
     @property
     def unresolved(self) -> bool:
         """Sensitive findings that no reviewer has settled (keep as is, redact, or drop)."""
-        return bool(self.findings) and not self.dropped and self.decision not in RESOLVING
+        return bool(self.findings) and not self.dropped and findings_action(self.decision) == "hold"
 
 
 @dataclass

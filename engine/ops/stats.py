@@ -150,7 +150,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
     examples export_training would write: not duplicates, not dropped, at or above collect.export_min_tier, and
     without unreviewed sensitive-data findings."""
     from engine.collect.export import last_export
-    from engine.dataset.review import item_statuses
+    from engine.dataset.review import clears_findings, item_statuses
 
     min_tier = config.get("collect.export_min_tier")
     needed = int(config.get("collect.min_examples_for_training"))
@@ -166,7 +166,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path) -> dict:
     if flagged:
         decisions = item_statuses(Workspace.open(workspace_path), [digest for digest, _ in flagged])
         for digest, tier in flagged:
-            if digest in decisions and decisions[digest].decision in ("good", "redact"):
+            if digest in decisions and clears_findings(decisions[digest].decision):
                 by_tier[tier] += 1
             else:
                 held += 1
