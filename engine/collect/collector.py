@@ -19,16 +19,17 @@ from pathlib import Path
 
 from engine.clock import now_iso
 from engine.collect.commits import project_name, read_commit_examples
-from engine.collect.conversations import conversation_files, read_conversation_examples
 from engine.collect.docs import read_doc_examples
-from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
 from engine.config import COLLECT_SOURCES, TIERS, PipelineConfig
 from engine.dataset.review import clears_findings, item_statuses
 from engine.dataset.tokens import get_tokenizer
-from engine.errors import WorkspaceError
+from engine.errors import CollectError, WorkspaceError
+from engine.formats import training_text
 from engine.progress import ProgressFn, no_progress
+from engine.records import Example, Skip
+from engine.sources.conversations import conversation_files, read_conversation_examples
 from engine.store import Workspace
 
 MAX_EXAMPLES_PER_REASON = 5

@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.clock import now_iso
-from engine.collect.examples import instruction_view
 from engine.collect.scoring import score_example
 from engine.config import TIERS, PipelineConfig
 from engine.dataset.dedup import _normalized_code, find_duplicates
 from engine.dataset.gate import scan_records
 from engine.dataset.review import clears_findings, item_statuses
+from engine.formats import instruction_view
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
 

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import DEFAULT_MIN_CONFIDENCE
-from engine.dataset.dedup import pair_hash
-from engine.dataset.gate import record_texts, scan_records, value_at
-from engine.dataset.jsonl import read_jsonl
+from engine.dataset.gate import record_texts, scan_records
 from engine.dataset.quality import assess, confidence_of
-from engine.dataset.redact import masked_segments
+from engine.dataset.redact import masked_segments, value_at
 from engine.dataset.review import RESOLVING, STATES, ItemStatus, item_statuses, queued_datasets
 from engine.dataset.sensitive import Finding
+from engine.formats import pair_hash, read_jsonl
 from engine.store import Workspace
 
 SOURCES = ("pairs", "commits", "docs", "conversations", "linked", "widgets")
