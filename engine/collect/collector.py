@@ -143,8 +143,7 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
     wanted = resolve_sources(sources, config)
     logs = conversation_files(config.conversation_logs) if "conversations" in wanted else []
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         known = {row[0] for row in conn.execute("SELECT content_hash FROM examples")}
         tallies = {name: SourceTally(name) for name in wanted}
         notes: list[str] = []
@@ -184,8 +183,6 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
                                  "was changed, so running collect again is safe.") from exc
         result.seconds = time.perf_counter() - started
         return result
-    finally:
-        conn.close()
 
 
 def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Example], hashes: list[str],

@@ -163,8 +163,7 @@ def _cached_scans(workspace, keys: list[str]) -> dict[str, list[Span]]:
     cached: dict[str, list[Span]] = {}
     if workspace is None or not keys:
         return cached
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             rows = conn.execute(
@@ -172,8 +171,6 @@ def _cached_scans(workspace, keys: list[str]) -> dict[str, list[Span]]:
                 f"content_hash IN ({','.join('?' * len(chunk))})", [DETECTOR_VERSION, *chunk]).fetchall()
             for row in rows:
                 cached[row["content_hash"]] = [Span(*span) for span in json.loads(row["spans_json"])]
-    finally:
-        conn.close()
     return cached
 
 
