@@ -1,11 +1,11 @@
 """`collect`: turn what the workspace already holds into tagged training examples, incrementally.
 
 Sources (collect.sources): commit messages (engine/collect/commits.py), documentation sections (docs.py),
-conversation logs (conversations.py) and the linking stage's pairs (linked.py). Every candidate is judged once:
-skipped with a counted reason, already stored (same content hash: a second run adds 0), or scored (tier, score,
-tokens, sensitive-data findings) and stored. Inputs are checked before the workspace is opened, everything is read
-and scored before anything is written, and all new examples go in with their run record in ONE transaction: a
-failing run leaves the workspace as it was.
+conversation logs (engine/sources/conversations.py) and the linking stage's pairs (linked.py). Every candidate is
+judged once: skipped with a counted reason, already stored (same content hash: a second run adds 0), or scored
+(tier, score, tokens, sensitive-data findings) and stored. Inputs are checked before the workspace is opened,
+everything is read and scored before anything is written, and all new examples go in with their run record in ONE
+transaction: a failing run leaves the workspace as it was.
 """
 
 from __future__ import annotations
