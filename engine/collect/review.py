@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.dataset.queue import COLLECTED, scanned_examples
-from engine.dataset.review import Decision, ItemStatus, item_statuses, record_decision
+from engine.dataset.review import Decision, ItemStatus, item_statuses, record_decision, unresolved
 from engine.errors import StudioError
 from engine.store import Workspace
 
@@ -38,7 +38,7 @@ def flagged_examples(workspace_path: Path, pending_only: bool = False) -> list[F
     for example in flagged:
         example.decision = decisions.get(example.content_hash)
     if pending_only:
-        flagged = [e for e in flagged if e.decision is None or e.decision.decision is None]
+        flagged = [example for example in flagged if unresolved(example.decision)]
     return flagged
 
 

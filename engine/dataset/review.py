@@ -130,6 +130,11 @@ def findings_action(decision: str | None) -> str:
     return {"good": "keep", "redact": "redact", "bad": "drop"}.get(decision or "", "hold")
 
 
+def unresolved(status: ItemStatus | None) -> bool:
+    """Nobody has answered the item, or the answers do not yet come to a decision (partial, in conflict, skipped)."""
+    return status is None or status.decision is None
+
+
 def clears_findings(decision: str | None) -> bool:
     """A good or redact review clears a flagged item for training (and makes it human-reviewed: only that earns
     gold)."""
@@ -409,5 +414,5 @@ def review_queue(workspace: Workspace, dataset: str, pending_only: bool = False)
     entries = [QueueEntry(row["pair_hash"], row["pair_index"], row["reason"], statuses.get(row["pair_hash"]))
                for row in rows]
     if pending_only:
-        entries = [entry for entry in entries if entry.decision is None or entry.decision.decision is None]
+        entries = [entry for entry in entries if unresolved(entry.decision)]
     return entries
