@@ -31,8 +31,8 @@ SEED_FIELDS = ("instruction", "input", "output")  # the seeds' pair: an instruct
 # line, a bare list of messages): the sensitive-data scan reads them one by one, redaction rewrites them.
 TEXT_FIELDS = ("instruction", "input", "output", "prompt", "completion", "text")
 
-# ------------------------------------------------------------------------------------------------------ detecting
 
+# ------------------------------------------------------------------------------------------------------ detecting
 
 def mlx_record_format(record: dict) -> str | None:
     """The format mlx-lm detects from a data line, in its order: completions, chat, text; None if none."""
