@@ -12,12 +12,11 @@ completions prompt "Instruction: ...\\nInput: ...\\nOutput:" (seed 001's layout)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import StudioError
-from engine.formats import record_format
+from engine.formats import read_jsonl, record_format
 
 FORMATS = ("chat", "completions", "text")
 HELD_OUT_SPLITS = ("test", "valid")
@@ -72,13 +71,11 @@ def seed_prompt(instruction: str, context: str = "", file_path: str | None = Non
 
 
 def _first_record(file: Path) -> dict | None:
-    with open(file, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                return record if isinstance(record, dict) else None
+    """The first non-blank line of `file` as mlx-lm would read it; None when that line is not a JSON object."""
+    for line in read_jsonl(file):
+        if line.record is not None or " is blank" not in (line.error or ""):
+            return line.record
     return None
-
 
 
 def detect_layout(data_dir: str | Path | None) -> PromptLayout:
@@ -91,7 +88,7 @@ def detect_layout(data_dir: str | Path | None) -> PromptLayout:
         return PromptLayout()
     try:
         record = _first_record(train)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except StudioError:  # unreadable: no layout can be known
         return PromptLayout()
     kind = record_format(record) if record else None
     if kind is None:
@@ -151,7 +148,7 @@ def example_from_record(record: dict, split: str, index: int) -> ReferencePrompt
         system = next((str(m.get("content", "")) for m in before if m.get("role") == "system"), None)
         history = [m for m in before[: users[-1]] if m.get("role") != "system"]
         return ReferencePrompt(split, index, str(before[users[-1]].get("content", "")),
-                       str(messages[last_answer].get("content", "")), system, history)
+                               str(messages[last_answer].get("content", "")), system, history)
     if kind == "text":
         text = str(record["text"])
         lines = text.splitlines(keepends=True)
@@ -167,19 +164,12 @@ def read_examples(data_dir: str | Path, split: str, limit: int) -> list[Referenc
     if not file.is_file() or limit <= 0:
         return []
     examples: list[ReferencePrompt] = []
-    with open(file, encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            example = example_from_record(record, split, index) if isinstance(record, dict) else None
-            if example is not None:
-                examples.append(example)
-            if len(examples) >= limit:
-                break
+    for line in read_jsonl(file):
+        example = example_from_record(line.record, split, line.pair_index) if line.record is not None else None
+        if example is not None:
+            examples.append(example)
+        if len(examples) >= limit:
+            break
     return examples
 
 
