@@ -36,8 +36,8 @@ def _merge(total: dict[str, KindScore], part: dict[str, KindScore]) -> None:
 
 def _speed(pairs: int) -> dict:
     from engine.dataset.gate import record_texts
-    from engine.dataset.jsonl import read_jsonl
     from engine.dataset.validate import validate_dataset
+    from engine.formats import read_jsonl
     from engine.store import Workspace
 
     with tempfile.TemporaryDirectory() as folder:

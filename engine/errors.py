@@ -17,6 +17,10 @@ class WorkspaceError(StudioError):
     """The workspace folder or its database cannot be used."""
 
 
+class CollectError(StudioError):
+    """Collection cannot run as asked (a missing conversation log, an unknown source, too few examples, ...)."""
+
+
 def shown_label(value: object, limit: int = 20) -> str:
     """A value from a user's data, as an error may quote it: a short plain word as itself (`'assistent'`), anything
     else only by its type and size, so a secret in the wrong field never reaches an error, a log or a report."""

@@ -367,7 +367,7 @@ def inspect_sources(config: PipelineConfig) -> list[SourceStatus]:
             {"files": len(files), "bytes": sum(path.stat().st_size for path in files)},
         ))
     if config.conversation_logs:  # read by `collect`, not by extract; checked here so every page shows it
-        from engine.collect.conversations import conversation_files
+        from engine.sources.conversations import conversation_files
 
         where = ", ".join(str(path) for path in config.conversation_logs)
         try:

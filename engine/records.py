@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.formats import content_hash
+
 # The quality tiers an example can earn, best first (engine/dataset/quality.py decides which).
 TIERS = ("gold", "silver", "bronze", "raw")
 
@@ -47,3 +49,28 @@ class Commit:
     author: str
     timestamp: str
     files: list[FileChange] = field(default_factory=list)
+
+
+@dataclass
+class Example:
+    """A candidate training example as a source reader produced it (commits, docs, conversation logs, linked
+    pairs), before it is scored and stored in the workspace's `examples` table."""
+
+    source: str  # commits | docs | conversations | linked
+    format: str  # instruction | chat | completion
+    origin: str  # where it came from: commit sha, doc path#section, file:line, sha:file
+    record: dict  # the training content plus `metadata`
+    source_time: str | None = None  # ISO 8601 UTC
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.record, self.format)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A source item left out, with the reason (counted per reason) and where it was (file:line, sha, ...)."""
+
+    reason: str
+    where: str
+    detail: str | None = None  # the one sentence a person reads, when it says more than the reason

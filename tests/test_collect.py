@@ -19,12 +19,11 @@ from engine.__main__ import main
 from engine.collect import CollectError, collect, dedup_cleanup, export_training, quality_check
 from engine.collect.commits import message_rejection
 from engine.collect.docs import split_markdown, split_rst
-from engine.collect.examples import content_hash
 from engine.config import PipelineConfig
-from engine.dataset.dedup import pair_hash
 from engine.dataset.review import record_decision
 from engine.demo import content as story
 from engine.errors import WorkspaceError
+from engine.formats import content_hash, pair_hash
 from engine.store import Workspace
 
 WHEN = datetime(2026, 9, 1, 9, 0, tzinfo=timezone.utc)

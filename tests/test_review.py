@@ -15,10 +15,12 @@ import pytest
 from engine.dataset.review import (
     Decision,
     agreement,
+    clears_findings,
     cohens_kappa,
     count_decisions,
     decision_history,
     enqueue,
+    findings_action,
     item_statuses,
     record_bulk,
     record_decision,
@@ -118,6 +120,14 @@ def test_the_rule_from_answers_to_status(answers, needed, state):
     status = status_of(_pair(0), {who: _answer(what, who) for who, what in answers.items()}, needed)
     assert status.state == state
     assert status.decision == (state if state in ("good", "bad", "redact") else None)
+
+
+@pytest.mark.parametrize(("decision", "action", "clears"), [
+    ("good", "keep", True), ("redact", "redact", True), ("bad", "drop", False), (None, "hold", False),
+    ("skip", "hold", False)])
+def test_the_rule_for_flagged_items_good_or_redact_clears_bad_drops_anything_else_holds(decision, action, clears):
+    assert findings_action(decision) == action
+    assert clears_findings(decision) is clears
 
 
 def test_an_owners_settling_answer_decides_a_conflict_and_the_latest_settle_counts():

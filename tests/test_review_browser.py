@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from engine.dataset.dedup import pair_hash
 from engine.dataset.review import decision_history, item_statuses
+from engine.formats import pair_hash
 from engine.store import Workspace
 from tests.browser import wait_for_app
 from tests.data_sensitive import write_training_jsonl

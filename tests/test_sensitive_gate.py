@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.__main__ import main
-from engine.dataset.gate import content_key, record_findings, redact_record
+from engine.dataset.gate import content_key, record_findings
+from engine.dataset.redact import redact_record
 from engine.store import Workspace
 from tests.data_sensitive import training_pair, write_training_jsonl
 from tests.review_worlds import TOKEN, build_leaky_world, build_widget_world

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.dataset.quality import TIERS
 from engine.dataset.queue import (
     SOURCE_LABELS,
     SOURCES,
@@ -37,6 +36,7 @@ from engine.dataset.redact import masked_segments
 from engine.dataset.review import undo_last
 from engine.dataset.sensitive import KINDS
 from engine.errors import StudioError
+from engine.records import TIERS
 from engine.store import Workspace
 from views.access import can, member, refusal
 from views.ui import escape_markdown

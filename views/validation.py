@@ -12,10 +12,10 @@ import streamlit as st
 
 from engine.config import PipelineConfig
 from engine.dataset.export import export_dataset
-from engine.dataset.quality import TIERS
 from engine.dataset.sensitive import KINDS
 from engine.dataset.validate import save_uploaded_dataset, training_data_exists, validate_dataset
 from engine.errors import StudioError
+from engine.records import TIERS
 from engine.settings import active_config_path, active_workspace
 from engine.store import Workspace
 from views.access import action_button, can, refusal

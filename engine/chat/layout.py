@@ -12,14 +12,13 @@ completions prompt "Instruction: ...\\nInput: ...\\nOutput:" (seed 001's layout)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import StudioError
+from engine.formats import read_jsonl, record_format
 
 FORMATS = ("chat", "completions", "text")
-SEED_FIELDS = ("instruction", "input", "output")
 HELD_OUT_SPLITS = ("test", "valid")
 
 
@@ -45,8 +44,10 @@ class PromptLayout:
 
 
 @dataclass
-class Example:
-    """One pair from a data folder: the prompt a person would type, the real answer, and where it came from."""
+class ReferencePrompt:
+    """One line of a data folder as a prompt to try: the prompt a person would type, the real (reference) answer,
+    and where it came from. Not a collected example (engine.records.Example): this one is read back from an MLX
+    data folder to compare what a model answers with what the data says."""
 
     split: str
     index: int
@@ -70,22 +71,10 @@ def seed_prompt(instruction: str, context: str = "", file_path: str | None = Non
 
 
 def _first_record(file: Path) -> dict | None:
-    with open(file, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                return record if isinstance(record, dict) else None
-    return None
-
-
-def record_format(record: dict) -> str | None:
-    """chat | completions | text | seed (the seeds' instruction/input/output), or None; mlx-lm's order."""
-    from engine.training.launcher import mlx_record_format
-
-    if found := mlx_record_format(record):
-        return found
-    if all(key in record for key in SEED_FIELDS):
-        return "seed"
+    """The first non-blank line of `file` as mlx-lm would read it; None when that line is not a JSON object."""
+    for line in read_jsonl(file):
+        if line.record is not None or " is blank" not in (line.error or ""):
+            return line.record
     return None
 
 
@@ -99,7 +88,7 @@ def detect_layout(data_dir: str | Path | None) -> PromptLayout:
         return PromptLayout()
     try:
         record = _first_record(train)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except StudioError:  # unreadable: no layout can be known
         return PromptLayout()
     kind = record_format(record) if record else None
     if kind is None:
@@ -138,15 +127,15 @@ def render_prompt(tokenizer, layout: PromptLayout, prompt: str, system_prompt: s
         raise StudioError(f"The model's chat template cannot lay out this prompt ({exc}).") from exc
 
 
-def example_from_record(record: dict, split: str, index: int) -> Example | None:
-    """An Example from one line of a data folder (any of the three MLX formats or the seeds' pairs)."""
+def example_from_record(record: dict, split: str, index: int) -> ReferencePrompt | None:
+    """A ReferencePrompt from one line of a data folder (any of the three MLX formats or the seeds' pairs)."""
     kind = record_format(record)
     if kind == "completions":
-        return Example(split, index, str(record["prompt"]), str(record["completion"]))
+        return ReferencePrompt(split, index, str(record["prompt"]), str(record["completion"]))
     if kind == "seed":
         file_path = (record.get("metadata") or {}).get("file_path")
         prompt = seed_prompt(str(record["instruction"]), str(record["input"]), file_path)
-        return Example(split, index, prompt, str(record["output"]))
+        return ReferencePrompt(split, index, prompt, str(record["output"]))
     if kind == "chat":
         messages = [m for m in record["messages"] if isinstance(m, dict)]
         last_answer = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
@@ -158,36 +147,29 @@ def example_from_record(record: dict, split: str, index: int) -> Example | None:
             return None
         system = next((str(m.get("content", "")) for m in before if m.get("role") == "system"), None)
         history = [m for m in before[: users[-1]] if m.get("role") != "system"]
-        return Example(split, index, str(before[users[-1]].get("content", "")),
-                       str(messages[last_answer].get("content", "")), system, history)
+        return ReferencePrompt(split, index, str(before[users[-1]].get("content", "")),
+                               str(messages[last_answer].get("content", "")), system, history)
     if kind == "text":
         text = str(record["text"])
         lines = text.splitlines(keepends=True)
         cut = max(1, len(lines) // 2) if len(lines) > 1 else max(1, len(text) // 2)
         head, tail = ("".join(lines[:cut]), "".join(lines[cut:])) if len(lines) > 1 else (text[:cut], text[cut:])
-        return Example(split, index, head, tail) if tail.strip() else None
+        return ReferencePrompt(split, index, head, tail) if tail.strip() else None
     return None
 
 
-def read_examples(data_dir: str | Path, split: str, limit: int) -> list[Example]:
+def read_examples(data_dir: str | Path, split: str, limit: int) -> list[ReferencePrompt]:
     """Up to `limit` examples from `<data_dir>/<split>.jsonl` (bad lines are skipped; a missing file is [])."""
     file = Path(data_dir).expanduser() / f"{split}.jsonl"
     if not file.is_file() or limit <= 0:
         return []
-    examples: list[Example] = []
-    with open(file, encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            example = example_from_record(record, split, index) if isinstance(record, dict) else None
-            if example is not None:
-                examples.append(example)
-            if len(examples) >= limit:
-                break
+    examples: list[ReferencePrompt] = []
+    for line in read_jsonl(file):
+        example = example_from_record(line.record, split, line.pair_index) if line.record is not None else None
+        if example is not None:
+            examples.append(example)
+        if len(examples) >= limit:
+            break
     return examples
 
 
@@ -197,7 +179,7 @@ def held_out_split(data_dir: str | Path) -> str | None:
     return next((split for split in HELD_OUT_SPLITS if (folder / f"{split}.jsonl").is_file()), None)
 
 
-def example_prompts(data_dir: str | Path | None, per_split: int = 5) -> list[Example]:
+def example_prompts(data_dir: str | Path | None, per_split: int = 5) -> list[ReferencePrompt]:
     """Example prompts for the Compare page: some from training, some held out (test, else valid)."""
     if not data_dir or not Path(data_dir).expanduser().is_dir():
         return []

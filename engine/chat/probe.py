@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.chat.generate import GenerationSettings, generate_answer
-from engine.chat.layout import Example, held_out_split, read_examples
+from engine.chat.layout import ReferencePrompt, held_out_split, read_examples
 from engine.chat.models import ChatModel
 from engine.errors import StudioError
 from engine.text import plural
@@ -140,7 +140,7 @@ class ProbeReport:
                    float(data["seconds"]))
 
 
-def probe_examples(data_dir: str | Path, n: int) -> list[Example]:
+def probe_examples(data_dir: str | Path, n: int) -> list[ReferencePrompt]:
     """n training pairs and n held-out pairs (test.jsonl, else valid.jsonl) from an MLX data folder."""
     folder = Path(data_dir).expanduser()
     if not (folder / "train.jsonl").is_file():
@@ -185,7 +185,7 @@ def probe(models: list[ChatModel], data_dir: str | Path, n: int = 5, settings: G
     return ProbeReport(labels, str(Path(data_dir).expanduser()), rows, time.perf_counter() - started)
 
 
-def _with_system(settings: GenerationSettings, example: Example) -> GenerationSettings:
+def _with_system(settings: GenerationSettings, example: ReferencePrompt) -> GenerationSettings:
     """A pair's own system message (chat data) wins over none; an explicit system prompt wins over both."""
     if settings.system_prompt or not example.system:
         return settings

@@ -8,9 +8,10 @@ workspace's `examples` table with their source, format, quality tier and size, a
 """
 
 from engine.collect.collector import CollectResult, SourceTally, collect, resolve_sources
-from engine.collect.examples import CollectError, Example, Skip
 from engine.collect.export import export_training, last_export
 from engine.collect.maintenance import dedup_cleanup, quality_check
+from engine.errors import CollectError
+from engine.records import Example, Skip
 
 __all__ = [
     "CollectError", "CollectResult", "Example", "Skip", "SourceTally", "collect", "dedup_cleanup", "export_training",

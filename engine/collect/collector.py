@@ -1,11 +1,11 @@
 """`collect`: turn what the workspace already holds into tagged training examples, incrementally.
 
 Sources (collect.sources): commit messages (engine/collect/commits.py), documentation sections (docs.py),
-conversation logs (conversations.py) and the linking stage's pairs (linked.py). Every candidate is judged once:
-skipped with a counted reason, already stored (same content hash: a second run adds 0), or scored (tier, score,
-tokens, sensitive-data findings) and stored. Inputs are checked before the workspace is opened, everything is read
-and scored before anything is written, and all new examples go in with their run record in ONE transaction: a
-failing run leaves the workspace as it was.
+conversation logs (engine/sources/conversations.py) and the linking stage's pairs (linked.py). Every candidate is
+judged once: skipped with a counted reason, already stored (same content hash: a second run adds 0), or scored
+(tier, score, tokens, sensitive-data findings) and stored. Inputs are checked before the workspace is opened,
+everything is read and scored before anything is written, and all new examples go in with their run record in ONE
+transaction: a failing run leaves the workspace as it was.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 
 from engine.clock import now_iso
 from engine.collect.commits import project_name, read_commit_examples
-from engine.collect.conversations import conversation_files, read_conversation_examples
 from engine.collect.docs import read_doc_examples
-from engine.collect.examples import CollectError, Example, Skip, training_text
 from engine.collect.linked import read_linked_examples
 from engine.collect.scoring import score_example
 from engine.config import COLLECT_SOURCES, PipelineConfig
-from engine.dataset.review import item_statuses
+from engine.dataset.review import clears_findings, item_statuses
 from engine.dataset.tokens import get_tokenizer
-from engine.errors import WorkspaceError
+from engine.errors import CollectError, WorkspaceError
+from engine.formats import training_text
 from engine.progress import ProgressFn, no_progress
-from engine.records import TIERS
+from engine.records import TIERS, Example, Skip
+from engine.sources.conversations import conversation_files, read_conversation_examples
 from engine.store import Workspace
 
 MAX_EXAMPLES_PER_REASON = 5
@@ -143,8 +143,7 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
     wanted = resolve_sources(sources, config)
     logs = conversation_files(config.conversation_logs) if "conversations" in wanted else []
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         known = {row[0] for row in conn.execute("SELECT content_hash FROM examples")}
         tallies = {name: SourceTally(name) for name in wanted}
         notes: list[str] = []
@@ -184,8 +183,6 @@ def collect(config: PipelineConfig, workspace_path: Path, sources: str | list[st
                                  "was changed, so running collect again is safe.") from exc
         result.seconds = time.perf_counter() - started
         return result
-    finally:
-        conn.close()
 
 
 def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Example], hashes: list[str],
@@ -211,7 +208,7 @@ def _score(workspace: Workspace, config: PipelineConfig, candidates: list[Exampl
         rows.append((digest, example.source, example.format, example.origin,
                      json.dumps(example.record, ensure_ascii=False), quality.tier, quality.score,
                      json.dumps(quality.reasons), count(text), len(text), findings, now, example.source_time, now,
-                     int(verdict in ("good", "redact"))))
+                     int(clears_findings(verdict))))
         progress("scoring examples", done, len(kept))
     return rows
 

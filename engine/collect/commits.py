@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.collect.examples import Example, Skip
 from engine.dataset.tokens import get_tokenizer
+from engine.records import Example, Skip
 from engine.sources.git_log import _change_type, _split_diff, commit_diffs, shallow_boundary
 
 MAX_MESSAGE_CHARS = 10_000

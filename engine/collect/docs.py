@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from engine.collect.examples import Example, Skip
 from engine.dataset.sensitive import detect_sensitive
+from engine.records import Example, Skip
 
 MIN_SECTION_CHARS = 80
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")

@@ -23,12 +23,11 @@ from collections import Counter
 from pathlib import Path
 
 from engine.clock import now_iso
-from engine.collect.examples import to_chat_line, to_completion_line
 from engine.config import PipelineConfig
 from engine.dataset.gate import gate_records
-from engine.dataset.jsonl import dumps_line
 from engine.dataset.split import split_by_hash
 from engine.files import building_folder, write_atomic
+from engine.formats import dumps_line, to_chat_line, to_completion_line
 from engine.progress import ProgressFn, no_progress
 from engine.records import TIERS
 from engine.store import Workspace

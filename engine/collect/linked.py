@@ -11,9 +11,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from engine.collect.examples import Example, Skip, malformed_reason
 from engine.config import PipelineConfig
-from engine.dataset.jsonl import read_jsonl
+from engine.formats import malformed_reason, read_jsonl
+from engine.records import Example, Skip
 
 
 def _example(pair: dict, index: int) -> Example:

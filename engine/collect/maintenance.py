@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.clock import now_iso
-from engine.collect.examples import instruction_view
 from engine.collect.scoring import score_example
 from engine.config import PipelineConfig
 from engine.dataset.dedup import _normalized_code, find_duplicates
 from engine.dataset.gate import scan_records
-from engine.dataset.review import item_statuses
+from engine.dataset.review import clears_findings, item_statuses
+from engine.formats import instruction_view
 from engine.progress import ProgressFn, no_progress
 from engine.records import TIERS
 from engine.store import Workspace
@@ -63,7 +63,7 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
                 verdict = decision.decision if decision else None
                 quality = score_example(record, row["format"], row["source"], verdict, config.min_confidence)
                 new = (quality.tier, quality.score, json.dumps(quality.reasons), int(quality.dropped),
-                       int(verdict in ("good", "redact")), len(findings.get(index, ())))
+                       int(clears_findings(verdict)), len(findings.get(index, ())))
                 old = (row["tier"], row["quality_score"], row["quality_reasons"], row["dropped"],
                        row["human_reviewed"], row["sensitive"])
                 by_tier[quality.tier] += 1

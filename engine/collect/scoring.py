@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 
-from engine.collect.examples import format_problems, prompt_and_answer
 from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.quality import (
     OPTIMAL_CHARS,
@@ -24,6 +23,7 @@ from engine.dataset.quality import (
     finish_quality,
     reject,
 )
+from engine.formats import format_problems, prompt_and_answer
 
 THIN_SECTION_WORDS = 30
 _FENCED = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)

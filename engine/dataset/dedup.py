@@ -8,20 +8,16 @@ Cost: one hash per pair, then word-shingle Jaccard only inside groups that share
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from engine.formats import pair_hash
+
 NEAR_DUPLICATE_JACCARD = 0.8
 _WORD = re.compile(r"\w+")
 
-
-def pair_hash(record: dict) -> str:
-    """Identity of a pair's content (instruction, input, output), independent of metadata and line order."""
-    key = json.dumps([record.get("instruction"), record.get("input"), record.get("output")], ensure_ascii=False)
-    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _normalized_code(text: str) -> str:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from engine.clock import now_iso
 from engine.config import DEFAULT_MIN_CONFIDENCE
-from engine.dataset.jsonl import dumps_line
-from engine.dataset.quality import TIERS
 from engine.dataset.redact import redact_record
 from engine.dataset.split import split_by_hash
 from engine.dataset.validate import PairAnalysis, analyze_dataset
 from engine.errors import StudioError
 from engine.files import write_atomic
+from engine.formats import dumps_line, to_completion
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -41,15 +41,6 @@ class ExportResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def to_completion(record: dict) -> dict:
-    """One pair as an mlx-lm completions line: the instruction (and its context, when there is one) is the
-    prompt, the code is the completion."""
-    prompt = record["instruction"].strip()
-    context = (record.get("input") or "").strip()
-    if context:
-        prompt = f"{prompt}\n\n{context}"
-    return {"prompt": prompt, "completion": record["output"]}
 
 
 def _exclusion(pair: PairAnalysis, min_tier: str) -> str | None:

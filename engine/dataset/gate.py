@@ -7,8 +7,7 @@ completion `prompt`/`completion`), widget examples (Apple adapter format: a list
   `path: value` lines, so a secret in `metadata.sources[0].window_name` is found with its key as context.
 - `scan_records(workspace, items)` finds sensitive spans in all of them, cached in the workspace by content hash
   and detector version (re-validating costs only what changed).
-- `redact_record(record, findings)` replaces each finding with a typed placeholder (`<GITHUB_TOKEN_1>`), the same
-  value getting the same placeholder across the record's fields.
+- redaction (engine.dataset.redact) replaces each finding with a typed placeholder (`<GITHUB_TOKEN_1>`).
 - `gate_records(workspace, keyed)` applies reviewers' decisions: a record without findings passes; with findings it
   passes only once a reviewer kept it (`good`), is redacted on `redact`, dropped on `bad`, held otherwise.
 
@@ -23,13 +22,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engine.dataset.sensitive import DETECTOR_VERSION, Finding, Span, detect_sensitive, placeholder_tag
+from engine.dataset.redact import redact_record
+from engine.dataset.sensitive import DETECTOR_VERSION, Finding, Span, detect_sensitive
+from engine.formats import training_texts
 from engine.progress import ProgressFn, no_progress
 
-_MAIN_FIELDS = ("instruction", "input", "output", "prompt", "completion", "text")
 _BLOCK = "metadata"  # the pseudo-field of the `path: value` block (its findings are re-addressed to each path)
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PATH_PART = re.compile(r"\[(\d+)\]|\[(\"(?:[^\"\\]|\\.)*\")\]|\.?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _join(path: str, key: str | int) -> str:
@@ -39,23 +38,6 @@ def _join(path: str, key: str | int) -> str:
         return f"{path}.{key}" if path else key
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
-
-def parse_path(path: str) -> list[str | int]:
-    """`metadata.sources[0].window_name` -> ["metadata", "sources", 0, "window_name"]."""
-    parts: list[str | int] = []
-    position = 0
-    while position < len(path):
-        match = _PATH_PART.match(path, position)
-        if not match or match.end() == position:
-            raise ValueError(f"not a record path: {path!r}")
-        if match.group(1) is not None:
-            parts.append(int(match.group(1)))
-        elif match.group(2) is not None:
-            parts.append(json.loads(match.group(2)))
-        else:
-            parts.append(match.group(3))
-        position = match.end()
-    return parts
 
 
 def _leaves(value, path: str) -> Iterable[tuple[str, str]]:
@@ -71,24 +53,8 @@ def _leaves(value, path: str) -> Iterable[tuple[str, str]]:
 
 
 def _main_texts(record, filename_of) -> tuple[list[tuple[str, str, str]], set[str]]:
-    """(path, text, filename) of the texts a model trains on, and their paths."""
-    texts: list[tuple[str, str, str]] = []
-    if isinstance(record, list):  # Apple adapter format: the record is the list of messages
-        for index, message in enumerate(record):
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                texts.append((f"[{index}].content", message["content"], filename_of(f"[{index}].content")))
-        return texts, {path for path, _, _ in texts}
-    if not isinstance(record, dict):
-        return texts, set()
-    for name in _MAIN_FIELDS:
-        if isinstance(record.get(name), str):
-            texts.append((name, record[name], filename_of(name)))
-    messages = record.get("messages")
-    if isinstance(messages, list):
-        for index, message in enumerate(messages):
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                path = f"messages[{index}].content"
-                texts.append((path, message["content"], filename_of(path)))
+    """(path, text, filename) of the texts a model trains on (engine.formats names them), and their paths."""
+    texts = [(path, text, filename_of(path)) for path, text in training_texts(record)]
     return texts, {path for path, _, _ in texts}
 
 
@@ -197,8 +163,7 @@ def _cached_scans(workspace, keys: list[str]) -> dict[str, list[Span]]:
     cached: dict[str, list[Span]] = {}
     if workspace is None or not keys:
         return cached
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             rows = conn.execute(
@@ -206,86 +171,12 @@ def _cached_scans(workspace, keys: list[str]) -> dict[str, list[Span]]:
                 f"content_hash IN ({','.join('?' * len(chunk))})", [DETECTOR_VERSION, *chunk]).fetchall()
             for row in rows:
                 cached[row["content_hash"]] = [Span(*span) for span in json.loads(row["spans_json"])]
-    finally:
-        conn.close()
     return cached
 
 
 def record_findings(record, index: int = 0, filename_of=None) -> list[Finding]:
     """Findings in every text of one record, uncached."""
     return scan_records(None, [(index, record)], filename_of=filename_of).get(index, [])
-
-
-# --------------------------------------------------------------------------------------------------- redaction
-
-def _get(record, parts: list[str | int]):
-    value = record
-    for part in parts:
-        value = value[part]
-    return value
-
-
-def value_at(record, path: str):
-    """The value at a record path such as `metadata.sources[0].window_name`; None when the path is not there."""
-    try:
-        return _get(record, parse_path(path))
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
-
-
-def _set(record, parts: list[str | int], new_value: str) -> None:
-    target = record
-    for part in parts[:-1]:
-        target = target[part]
-    target[parts[-1]] = new_value
-
-
-def _copy(value):
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
-
-
-def redact_record(record, findings: Iterable[Finding]):
-    """A copy of `record` with every finding's span replaced by a typed placeholder such as `<AWS_ACCESS_KEY_1>`:
-    the same value gets the same number in every field, different values of a kind are numbered 1, 2, ...
-    Findings whose offsets no longer fit the text (a stale scan) are skipped."""
-    by_path: dict[str, list[Finding]] = {}
-    for finding in findings:
-        by_path.setdefault(finding.field, []).append(finding)
-    redacted = _copy(record)
-    numbers: dict[tuple[str, str], int] = {}  # (tag, value) -> n, shared by the record's fields
-    counters: dict[str, int] = {}
-    order = [path for path, _, _ in record_texts(record)[0]]
-    order += sorted(path for path in by_path if path not in order)
-    for path in order:
-        spans = sorted(by_path.get(path, ()), key=lambda finding: finding.start)
-        if not spans:
-            continue
-        try:
-            parts = parse_path(path)
-            text = _get(record, parts)
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue
-        if not isinstance(text, str):
-            continue
-        pieces, cursor = [], 0
-        for finding in spans:
-            if finding.start < cursor or finding.end > len(text):
-                continue  # overlapping or stale offsets: the earlier span already covers it
-            tag = placeholder_tag(finding.kind)
-            value = text[finding.start:finding.end]
-            if (tag, value) not in numbers:
-                counters[tag] = counters.get(tag, 0) + 1
-                numbers[(tag, value)] = counters[tag]
-            pieces.append(text[cursor:finding.start])
-            pieces.append(f"<{tag}_{numbers[(tag, value)]}>")
-            cursor = finding.end
-        pieces.append(text[cursor:])
-        _set(redacted, parts, "".join(pieces))
-    return redacted
 
 
 # -------------------------------------------------------------------------------------------------------- gate
@@ -311,7 +202,7 @@ def gate_records(workspace, keyed: list[tuple[str, object]], progress: ProgressF
                  filename_of=None) -> list[GateVerdict]:
     """The gate over (content key, record) pairs: the key is what reviewers' decisions are recorded under (a pair's
     pair_hash, an example's content_hash). Without a workspace there are no decisions: flagged records are held."""
-    from engine.dataset.review import item_statuses
+    from engine.dataset.review import findings_action, item_statuses
 
     found = scan_records(workspace, list(enumerate(record for _, record in keyed)), progress, filename_of)
     flagged = [key for index, (key, _) in enumerate(keyed) if found.get(index)]
@@ -324,14 +215,9 @@ def gate_records(workspace, keyed: list[tuple[str, object]], progress: ProgressF
             continue
         decision = decisions.get(key)
         verdict = decision.decision if decision else None
-        if verdict == "good":
-            verdicts.append(GateVerdict(key, "keep", findings, verdict, record))
-        elif verdict == "redact":
-            verdicts.append(GateVerdict(key, "redact", findings, verdict, redact_record(record, findings)))
-        elif verdict == "bad":
-            verdicts.append(GateVerdict(key, "drop", findings, verdict, None))
-        else:
-            verdicts.append(GateVerdict(key, "hold", findings, verdict, None))
+        action = findings_action(verdict)
+        written = record if action == "keep" else redact_record(record, findings) if action == "redact" else None
+        verdicts.append(GateVerdict(key, action, findings, verdict, written))
     return verdicts
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine.dataset.dedup import pair_hash
-from engine.dataset.export import to_completion
-from engine.dataset.jsonl import dumps_line
 from engine.dataset.sensitive import scan_record
 from engine.dataset.split import split_by_hash
 from engine.files import write_atomic
+from engine.formats import dumps_line, pair_hash, to_completion
 
 MAX_CONTEXT_CHARS = 2000  # per linked item: enough to explain a change, not a whole screen dump
 _HEADERS = {"ocr": "Screen Context from {app} - {window}", "ui": "Screen Context from {app} - {window}",

@@ -17,11 +17,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.config import DEFAULT_MIN_CONFIDENCE
+from engine.dataset.review import clears_findings
+from engine.formats import format_problems
 
 MIN_TOTAL_CHARS = 20
 MAX_TOTAL_CHARS = 50_000
 OPTIMAL_CHARS = (100, 4_000)
-TIERS = ("gold", "silver", "bronze", "raw")
 _BRACKETS = {")": "(", "]": "[", "}": "{"}
 _STRING_OR_COMMENT = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|`[^`]*`|#[^\n]*|//[^\n]*|/\*.*?\*/",
                                 re.DOTALL)
@@ -46,25 +47,6 @@ def tier_for(score: float) -> str:
         return "bronze"
     return "raw"
 
-
-def format_problems(record: dict) -> list[str]:
-    """What keeps a record from being a training pair at all: missing or mistyped fields."""
-    problems = []
-    for name in ("instruction", "output"):
-        value = record.get(name)
-        if value is None:
-            problems.append(f"missing {name}")
-        elif not isinstance(value, str):
-            problems.append(f"{name} is a {type(value).__name__}, not text")
-        elif not value.strip():
-            problems.append(f"empty {name}")
-    value = record.get("input", "")
-    if value is not None and not isinstance(value, str):
-        problems.append(f"input is a {type(value).__name__}, not text")
-    metadata = record.get("metadata", {})
-    if metadata is not None and not isinstance(metadata, dict):
-        problems.append(f"metadata is a {type(metadata).__name__}, not an object")
-    return problems
 
 
 def metadata_problems(record: dict) -> list[str]:
@@ -179,7 +161,7 @@ def finish_quality(score: float, reasons: list[str], output: str, code: list[str
     if not all(brackets_balanced(block) for block in code):
         score -= 0.1
         reasons.append("unbalanced brackets in output")
-    if decision in ("good", "redact"):
+    if clears_findings(decision):
         score += 0.2
     else:
         score = min(score, 0.89)  # gold is for human-verified examples only

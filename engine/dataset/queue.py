@@ -14,19 +14,19 @@ Search looks at the texts with every finding masked, so it cannot be used to tes
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import DEFAULT_MIN_CONFIDENCE
-from engine.dataset.dedup import pair_hash
-from engine.dataset.gate import record_texts, scan_records, value_at
-from engine.dataset.jsonl import read_jsonl
+from engine.dataset.gate import record_texts, scan_records
 from engine.dataset.quality import assess, confidence_of
-from engine.dataset.redact import masked_segments
-from engine.dataset.review import STATES, ItemStatus, item_statuses, queued_datasets
+from engine.dataset.redact import masked_segments, value_at
+from engine.dataset.review import RESOLVING, STATES, ItemStatus, item_statuses, queued_datasets
 from engine.dataset.sensitive import Finding
+from engine.formats import pair_hash, read_jsonl
 from engine.store import Workspace
 
 SOURCES = ("pairs", "commits", "docs", "conversations", "linked", "widgets")
@@ -134,32 +134,34 @@ def _pair_items(workspace: Workspace, dataset: Path, min_confidence: float) -> l
     return items
 
 
-def _example_items(workspace: Workspace) -> list[QueueItem]:
-    """Every collected example that is not a marked duplicate."""
-    items = []
-    conn = workspace.connect()
-    try:
+def scanned_examples(workspace: Workspace) -> Iterator[tuple[sqlite3.Row, object, list[Finding]]]:
+    """(row, record, findings) for every collected example that is not a marked duplicate, oldest first: the row
+    has id, content_hash, source, format, origin and tier. Pages through `examples` a batch at a time and scans
+    each batch (scans are cached in the workspace), so memory holds one batch of records whatever the table holds."""
+    with workspace.connection() as conn:
         last = 0
         while True:
-            rows = conn.execute("SELECT id, content_hash, source, origin, record_json, tier FROM examples"
+            rows = conn.execute("SELECT id, content_hash, source, format, origin, record_json, tier FROM examples"
                                 " WHERE id > ? AND duplicate_of IS NULL ORDER BY id LIMIT ?", (last, _BATCH)).fetchall()
             if not rows:
-                break
+                return
             last = rows[-1]["id"]
             records = {row["id"]: json.loads(row["record_json"]) for row in rows}
             found = scan_records(workspace, list(records.items()))
             for row in rows:
-                record = records[row["id"]]
-                metadata = record.get("metadata") if isinstance(record, dict) else None
-                confidence = metadata.get("confidence") if isinstance(metadata, dict) else None
-                items.append(QueueItem(
-                    row["content_hash"], row["source"], f"{row['source']} example {row['id']} · {row['origin']}",
-                    record, found.get(row["id"], []), "flagged" if found.get(row["id"]) else "collected",
-                    COLLECTED, row["id"], row["tier"],
-                    float(confidence) if isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
-                    else None))
-    finally:
-        conn.close()
+                yield row, records[row["id"]], found.get(row["id"], [])
+
+
+def _example_items(workspace: Workspace) -> list[QueueItem]:
+    """Every collected example that is not a marked duplicate."""
+    items = []
+    for row, record, findings in scanned_examples(workspace):
+        metadata = record.get("metadata") if isinstance(record, dict) else None
+        confidence = metadata.get("confidence") if isinstance(metadata, dict) else None
+        items.append(QueueItem(
+            row["content_hash"], row["source"], f"{row['source']} example {row['id']} · {row['origin']}",
+            record, findings, "flagged" if findings else "collected", COLLECTED, row["id"], row["tier"],
+            float(confidence) if isinstance(confidence, (int, float)) and not isinstance(confidence, bool) else None))
     return items
 
 
@@ -169,12 +171,9 @@ def _widget_filename(path: str) -> str:
 
 def _widget_items(workspace: Workspace) -> list[QueueItem]:
     """The widget examples a dataset build held for review (engine.uebersicht.dataset keeps them in the workspace)."""
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute("SELECT key, dataset, origin, record_json FROM held_records WHERE source = 'widgets'"
                             " ORDER BY held_at, key").fetchall()
-    finally:
-        conn.close()
     records = [json.loads(row["record_json"]) for row in rows]
     found = scan_records(workspace, list(enumerate(records)), filename_of=lambda record: _widget_filename)
     return [QueueItem(row["key"], "widgets", f"{Path(row['dataset'].removeprefix('widgets:')).name}: {row['origin']}",
@@ -296,7 +295,7 @@ def review_progress(items: list[QueueItem], reviewers: Iterable[str] = ()) -> Re
     states = Counter(item.state for item in items)
     names = list(dict.fromkeys([*reviewers, *reviewers_of(items)]))
     by_reviewer = {name: sum(_answered(item, name) for item in items) for name in names}
-    return ReviewProgress(len(items), sum(states[state] for state in ("good", "bad", "redact")),
+    return ReviewProgress(len(items), sum(states[state] for state in RESOLVING),
                           {state: states.get(state, 0) for state in STATES}, by_reviewer)
 
 
@@ -324,15 +323,12 @@ def queue_fingerprint(workspace: Workspace, pair_files: Iterable[str | Path] | N
     loaded queue under it and attaches statuses afresh on every run."""
     from engine.dataset.sensitive import DETECTOR_VERSION
 
-    conn = workspace.connect()
-    try:
-        parts = [DETECTOR_VERSION]
+    parts = [DETECTOR_VERSION]
+    with workspace.connection() as conn:
         for query in ("SELECT COUNT(*), MAX(id), MAX(checked_at), SUM(duplicate_of IS NOT NULL) FROM examples",
                       "SELECT COUNT(*), MAX(held_at) FROM held_records",
                       "SELECT COUNT(*), MAX(added_at) FROM review_queue"):
             parts.append(json.dumps(list(conn.execute(query).fetchone())))
-    finally:
-        conn.close()
     files = [Path(path).expanduser().resolve() for path in pair_files] if pair_files is not None \
         else [Path(path) for path in queued_datasets(workspace)]
     for path in files:

@@ -124,6 +124,23 @@ def status_of(key: str, answers: dict[str, Decision], needed: int = 1) -> ItemSt
     return ItemStatus(key, counted[0], answers, needed)
 
 
+def findings_action(decision: str | None) -> str:
+    """THE rule for an item with sensitive findings, from its resolved decision: `keep` it as it is (good: a false
+    alarm), `redact` it (typed placeholders), `drop` it (bad), or `hold` it out of training while unresolved."""
+    return {"good": "keep", "redact": "redact", "bad": "drop"}.get(decision or "", "hold")
+
+
+def unresolved(status: ItemStatus | None) -> bool:
+    """Nobody has answered the item, or the answers do not yet come to a decision (partial, in conflict, skipped)."""
+    return status is None or status.decision is None
+
+
+def clears_findings(decision: str | None) -> bool:
+    """A good or redact review clears a flagged item for training (and makes it human-reviewed: only that earns
+    gold)."""
+    return findings_action(decision) in ("keep", "redact")
+
+
 # ------------------------------------------------------------------------------------------------------ recording
 
 def default_reviewer() -> str:
@@ -213,11 +230,8 @@ def undo_last(workspace: Workspace, reviewer: str) -> list[str]:
 # -------------------------------------------------------------------------------------------------------- settings
 
 def review_settings(workspace: Workspace) -> ReviewSettings:
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = dict(conn.execute("SELECT name, value FROM review_settings").fetchall())
-    finally:
-        conn.close()
     answers = rows.get("answers_per_item")
     return ReviewSettings(int(answers) if answers and answers.isdigit() else 1, rows.get("guidelines", ""))
 
@@ -257,8 +271,7 @@ _CURRENT = ("SELECT d.pair_hash, d.decision, d.reviewer, d.decided_at, d.note, d
 def current_answers(workspace: Workspace, keys: list[str] | None = None) -> dict[str, dict[str, Decision]]:
     """Each reviewer's current answer per item (their latest that is not undone; an owner's settling answer is kept
     beside their plain one): {key: {reviewer: Decision}}, settling answers under "<reviewer> (settles)"."""
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = []
         if keys is None:
             rows = conn.execute(_CURRENT.format(where="")).fetchall()
@@ -268,8 +281,6 @@ def current_answers(workspace: Workspace, keys: list[str] | None = None) -> dict
                 chunk = unique[start:start + _CHUNK]
                 rows.extend(conn.execute(_CURRENT.format(where=f"AND pair_hash IN ({','.join('?' * len(chunk))})"),
                                          chunk).fetchall())
-    finally:
-        conn.close()
     found: dict[str, dict[str, Decision]] = {}
     for row in rows:
         answer = Decision(row["pair_hash"], row["decision"], row["reviewer"], row["decided_at"], row["note"],
@@ -288,21 +299,15 @@ def item_statuses(workspace: Workspace, keys: list[str] | None = None) -> dict[s
 
 def decision_history(workspace: Workspace, pair_hash: str) -> list[Decision]:
     """Every answer ever recorded on an item, undone ones included, oldest first."""
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute("SELECT pair_hash, decision, reviewer, decided_at, note, settles FROM review_decisions"
                             " WHERE pair_hash = ? ORDER BY id", (pair_hash,)).fetchall()
-    finally:
-        conn.close()
     return [Decision(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows]
 
 
 def count_decisions(workspace: Workspace) -> int:
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         return int(conn.execute("SELECT COUNT(*) FROM review_decisions").fetchone()[0])
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------------------------------------------ agreement
@@ -394,26 +399,20 @@ def enqueue(workspace: Workspace, dataset: str, entries: list[tuple[str, int, st
 
 def queued_datasets(workspace: Workspace) -> list[str]:
     """The JSONL files (absolute paths) that validation queued pairs from, most recently queued first."""
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         return [row[0] for row in conn.execute("SELECT dataset FROM review_queue GROUP BY dataset"
                                                " ORDER BY MAX(added_at) DESC")]
-    finally:
-        conn.close()
 
 
 def review_queue(workspace: Workspace, dataset: str, pending_only: bool = False) -> list[QueueEntry]:
     """The dataset's queue, flagged pairs first, each with its status (None when nobody answered). With
     `pending_only`, resolved pairs (good / bad / redact) are left out; skipped, partial and conflicting ones stay."""
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute("SELECT pair_hash, pair_index, reason FROM review_queue WHERE dataset = ?"
                             " ORDER BY reason = 'sampled', pair_index", (dataset,)).fetchall()
-    finally:
-        conn.close()
     statuses = item_statuses(workspace, [row["pair_hash"] for row in rows])
     entries = [QueueEntry(row["pair_hash"], row["pair_index"], row["reason"], statuses.get(row["pair_hash"]))
                for row in rows]
     if pending_only:
-        entries = [entry for entry in entries if entry.decision is None or entry.decision.decision is None]
+        entries = [entry for entry in entries if unresolved(entry.decision)]
     return entries

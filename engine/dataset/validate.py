@@ -17,13 +17,14 @@ from pathlib import Path
 
 from engine.clock import now_iso
 from engine.config import DEFAULT_MIN_CONFIDENCE
-from engine.dataset.dedup import Duplicate, find_duplicates, pair_hash
+from engine.dataset.dedup import Duplicate, find_duplicates
 from engine.dataset.gate import scan_records
-from engine.dataset.jsonl import read_jsonl
-from engine.dataset.quality import TIERS, Quality, assess, confidence_of, format_problems, metadata_problems
-from engine.dataset.review import RESOLVING, enqueue, item_statuses
+from engine.dataset.quality import Quality, assess, confidence_of, metadata_problems
+from engine.dataset.review import enqueue, findings_action, item_statuses
 from engine.dataset.sensitive import Finding
+from engine.formats import format_problems, pair_hash, read_jsonl
 from engine.progress import ProgressFn, no_progress
+from engine.records import TIERS
 from engine.store import Workspace
 
 SAMPLE_SIZE = 10  # the seed reviews 10 random samples
@@ -56,7 +57,7 @@ class PairAnalysis:
     @property
     def unresolved(self) -> bool:
         """Sensitive findings that no reviewer has settled (keep as is, redact, or drop)."""
-        return bool(self.findings) and not self.dropped and self.decision not in RESOLVING
+        return bool(self.findings) and not self.dropped and findings_action(self.decision) == "hold"
 
 
 @dataclass

@@ -153,7 +153,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path, *, with_exp
     (`exported`, as `folder_readiness` counts it), which is what the API's POST /api/train trains on; a broken
     exported folder is part of the answer (its `problem`), not an error."""
     from engine.collect.export import last_export
-    from engine.dataset.review import item_statuses
+    from engine.dataset.review import clears_findings, item_statuses
 
     min_tier = config.get("collect.export_min_tier")
     needed = int(config.get("collect.min_examples_for_training"))
@@ -169,7 +169,7 @@ def training_readiness(config: PipelineConfig, workspace_path: Path, *, with_exp
     if flagged:
         decisions = item_statuses(Workspace.open(workspace_path), [digest for digest, _ in flagged])
         for digest, tier in flagged:
-            if digest in decisions and decisions[digest].decision in ("good", "redact"):
+            if digest in decisions and clears_findings(decisions[digest].decision):
                 by_tier[tier] += 1
             else:
                 held += 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine.clock import utc_now, zulu_now
 from engine.errors import StudioError
 from engine.files import write_atomic
+from engine.formats import mlx_record_format
 from engine.store import Workspace
 from engine.training.models import BaseModel, resolve_base_model
 
@@ -322,16 +323,6 @@ def _scan_jsonl(file: Path) -> tuple[int, str | None]:
             count += 1
     return count, data_format
 
-
-def mlx_record_format(record: dict) -> str | None:
-    """The format mlx-lm detects from a data line, in its order: completions, chat, text; None if none."""
-    if "prompt" in record and "completion" in record:
-        return "completions"
-    if "messages" in record:
-        return "chat"
-    if "text" in record:
-        return "text"
-    return None
 
 
 def _detect_format(record: dict, file: Path) -> str:

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import StudioError
-from engine.training.launcher import inspect_data_folder, mlx_record_format
+from engine.formats import mlx_record_format
+from engine.training.launcher import inspect_data_folder
 
 
 @dataclass

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.clock import iso_utc
-from engine.collect.examples import ROLES, CollectError, Example, Skip, malformed_reason
-from engine.dataset.jsonl import read_jsonl
-from engine.errors import shown_label
+from engine.errors import CollectError, shown_label
+from engine.formats import ROLES, malformed_reason, read_jsonl
+from engine.records import Example, Skip
 
 POSITIVE = frozenset({"positive", "good", "up", "thumbs_up", "thumbsup", "+1", "👍", "like", "liked", "helpful",
                       "correct", "accepted", "yes"})
