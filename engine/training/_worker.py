@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 import types
@@ -92,11 +93,11 @@ def mlx_args(config: dict, data_dir: str, model_path: str, adapter_dir: Path) ->
 
 
 class MetricsRecorder(TrainingCallback):
-    """mlx-lm TrainingCallback: each report becomes a row in training_metrics and a line in metrics.jsonl."""
+    """mlx-lm TrainingCallback: each report becomes a row in training_metrics and a line in metrics.jsonl, written
+    through `conn`, one connection for the whole training (opened and closed by the caller)."""
 
-    def __init__(self, ws: Workspace, run_id: str, metrics_file: Path):
-        self.ws, self.run_id, self.metrics_file = ws, run_id, metrics_file
-        self.conn = ws.connect()
+    def __init__(self, ws: Workspace, run_id: str, metrics_file: Path, conn: sqlite3.Connection):
+        self.ws, self.run_id, self.metrics_file, self.conn = ws, run_id, metrics_file, conn
         self.started = time.perf_counter()
         self.tokens_per_second: list[float] = []
         self.peak_memory = 0.0
@@ -301,16 +302,17 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
     say(f"loaded model and data in {time.perf_counter() - tic:.1f} s: "
         f"{len(train_set)} train, {len(valid_set)} valid, {len(test_set)} test samples")
 
-    recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl")
-    np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
-    iterations = config["iters"]
-    stepped = progress.counter("training", iterations)
-    tic = time.perf_counter()
-    # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set is
-    # empty, but cannot wrap None.
-    with iteration_progress(stepped):
-        train_model(args, model, train_set, valid_set, recorder)
-    train_seconds = time.perf_counter() - tic
+    with ws.connection() as conn:
+        recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl", conn)
+        np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
+        iterations = config["iters"]
+        stepped = progress.counter("training", iterations)
+        tic = time.perf_counter()
+        # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set
+        # is empty, but cannot wrap None.
+        with iteration_progress(stepped):
+            train_model(args, model, train_set, valid_set, recorder)
+        train_seconds = time.perf_counter() - tic
     say(f"trained {iterations} iterations in {train_seconds:.1f} s")
 
     # The adapter is usable from here: chat can load it while its evaluation runs.
