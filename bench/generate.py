@@ -153,7 +153,7 @@ def main(argv: list[str]) -> int:
     if args.child:
         print(json.dumps(measure(args.model, args.adapter, args.max_tokens, args.repeat)))
         return 0
-    from engine.training.launcher import openblas_library
+    from engine.processes import openblas_library
 
     model = _model(args.model)
     blas = openblas_library()

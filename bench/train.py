@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.processes import openblas_library
 from engine.store import Workspace
-from engine.training.launcher import openblas_library, plan_run, start_run, worker_environment
+from engine.training.launcher import plan_run, start_run, worker_environment
 from engine.training.models import ensure_default_model
 from engine.training.runs import wait_for_run
 

@@ -95,7 +95,7 @@ def measure_conversion(work: Path) -> dict:
 
 def measure_launcher(data: Path, work: Path) -> dict:
     """start_run -> usable (and -> completed), with the phase timeline read from the task status."""
-    from engine.ops.tasks import task_status
+    from engine.processes import task_status
     from engine.store import Workspace
     from engine.training.launcher import TASK_KIND, plan_run, start_run
     from engine.training.runs import get_run
@@ -228,7 +228,7 @@ def main(argv: list[str]) -> int:
     if args.child:
         print(json.dumps(first_token_child(args.child[0], args.child[1], int(args.child[2]))))
         return 0
-    from engine.training.launcher import openblas_library
+    from engine.processes import openblas_library
     from engine.training.models import ensure_default_model
 
     print(f"OpenBLAS {openblas_library() or 'not available'}, {os.cpu_count()} cores, "

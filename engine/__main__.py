@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.ops.tasks import current_task
+    from engine.processes import current_task
 
     task = current_task()  # set when a page started this verb as a background task
     parser = build_parser()

@@ -21,6 +21,7 @@ FLOORS: dict[str, int] = {
     # 0: small helpers with no stage knowledge
     "errors": 0, "clock": 0, "files": 0, "text": 0, "progress": 0, "records": 0, "formats": 0, "processes": 0,
     "migrations": 0, "store": 0, "config": 0, "settings": 0, "team": 0, "executor": 0, "__init__": 0,
+    "models_home": 0,
     # 1-5: the stages, in the order data flows
     "sources": 1, "knowledge": 1, "extract": 1,
     "linking": 2,

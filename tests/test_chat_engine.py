@@ -262,7 +262,7 @@ def test_generate_verb_with_version_adapter_and_base(chat_adapter, capsys):
 
 
 def test_generate_command_line_restarts_with_openblas_on_linux(chat_adapter):
-    from engine.training.launcher import openblas_library
+    from engine.processes import openblas_library
 
     env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "STUDIO_NO_REEXEC")}
     done = subprocess.run(

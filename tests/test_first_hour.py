@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from engine.training.launcher import openblas_library
+from engine.processes import openblas_library
 from tests.browser import wait_for_app
 from tests.conftest import ROOT
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.linking import embedder as embedder_module
-from engine.ops.tasks import task_status
+from engine.processes import task_status
 from tests.conftest import ROOT
 from tests.linking_fixtures import build_labelled_world, copy_world, prepared_world
 

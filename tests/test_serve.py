@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from engine.training.launcher import openblas_library
+from engine.processes import openblas_library
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine.ops.tasks import TaskBusy, TaskReporter, start_task, status_path, task_status
+from engine.processes import TaskBusy, TaskReporter, start_task, status_path, task_status
 
 
 def _wait(workspace, kind: str, timeout: float = 120.0):

@@ -17,10 +17,11 @@ from safetensors.numpy import load_file
 
 from engine.__main__ import main as engine_main
 from engine.errors import StudioError
+from engine.processes import openblas_library
 from engine.store import Workspace
 from engine.training import deploy as versions
 from engine.training.evaluate import file_sha256, manifest_checksum
-from engine.training.launcher import openblas_library, plan_run, resolve_config
+from engine.training.launcher import plan_run, resolve_config
 from engine.training.runs import get_run, list_runs, run_metrics, stop_run, wait_for_run
 from tests.conftest import ROOT
 from tests.tiny_model import build_tiny_model, start_tiny_run, stop_active_runs, train_tiny, write_data_folder
@@ -91,7 +92,7 @@ def test_a_run_is_the_workspaces_training_task_one_at_a_time_usable_before_its_e
     """One status per run everywhere: the task status (phase, iterations of total, elapsed, estimate) and the run's
     phase in the workspace move together; a second start while it goes is refused; the adapter is marked usable
     when it is saved, before the evaluation; the base comparison says how many answers the adapter changed."""
-    from engine.ops.tasks import TaskBusy, task_status
+    from engine.processes import TaskBusy, task_status
     from engine.training.launcher import TASK_KIND
 
     model, data = tiny

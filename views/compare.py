@@ -24,7 +24,7 @@ from engine.chat.models import (
 )
 from engine.chat.probe import ProbeReport
 from engine.errors import StudioError
-from engine.ops.tasks import TaskBusy, start_task, task_status
+from engine.processes import TaskBusy, start_task, task_status
 from engine.settings import active_workspace
 from engine.store import Workspace
 from views.access import action_button

@@ -22,7 +22,7 @@ from engine.linking.link import (
 )
 from engine.linking.matcher import MODES
 from engine.linking.model import LinkModelError, load_model
-from engine.ops.tasks import TaskBusy, start_task, task_status
+from engine.processes import TaskBusy, start_task, task_status
 from engine.text import plural
 from views.access import action_button
 from views.ui import escape_markdown, require_config

@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine.chat.models import run_choice
 from engine.errors import StudioError
-from engine.ops.tasks import TaskBusy, start_task, task_status
+from engine.processes import TaskBusy, start_task, task_status
 from engine.settings import active_workspace
 from engine.store import Workspace
 from engine.text import plural

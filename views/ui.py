@@ -12,7 +12,7 @@ import streamlit as st
 from engine.config import PipelineConfig
 from engine.errors import StudioError
 from engine.extract import SourceStatus, inspect_sources
-from engine.ops.tasks import TaskStatus, task_status
+from engine.processes import TaskStatus, task_status
 from engine.progress import ProgressFn
 from engine.settings import active_config_path, active_workspace
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from engine.chat.layout import PromptLayout, detect_layout
 from engine.errors import StudioError
+from engine.processes import openblas_library, preload_openblas
 from engine.store import Workspace
 from engine.training.models import DEFAULT_BASE_MODEL, default_model_path, materialize, resolve_base_model
 
@@ -401,8 +402,6 @@ class ModelCache:
 def openblas_note() -> str | None:
     """On Linux, a sentence saying this process generates without OpenBLAS although it is installed (mlx's own
     CPU BLAS is about 2x slower for generation, STACK.md), with the way to start it faster; else None."""
-    from engine.training.launcher import openblas_library
-
     library = openblas_library()
     if library is None or "openblas" in os.environ.get("LD_PRELOAD", ""):
         return None
@@ -413,8 +412,6 @@ def openblas_note() -> str | None:
 def reexec_with_openblas() -> None:
     """When run as `python -m engine ...` on Linux without OpenBLAS preloaded, start again with it preloaded
     (mlx binds its BLAS when it loads, so only a new process can switch). Does nothing in any other case."""
-    from engine.training.launcher import openblas_library
-
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is None or script.name != "__main__.py" or script.parent.name != "engine":
         return
@@ -422,6 +419,6 @@ def reexec_with_openblas() -> None:
     if library is None or "openblas" in os.environ.get("LD_PRELOAD", "") or os.environ.get("STUDIO_NO_REEXEC"):
         return
     env = dict(os.environ, STUDIO_NO_REEXEC="1")
-    env["LD_PRELOAD"] = os.pathsep.join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
+    preload_openblas(env)
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, "-m", "engine", *sys.argv[1:]], env)

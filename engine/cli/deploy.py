@@ -6,7 +6,7 @@ import argparse
 import json
 
 from engine.cli import CONFIG_HELP, WORKSPACE_HELP, workspace_of
-from engine.ops.tasks import current_task
+from engine.processes import current_task
 from engine.store import Workspace
 from engine.training import deploy as versions
 

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.chat.models import reexec_with_openblas
-    from engine.ops.tasks import current_task
+    from engine.processes import current_task
     from engine.progress import no_progress
     from engine.store import Workspace
     from engine.training.export import export_run

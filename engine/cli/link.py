@@ -12,7 +12,7 @@ from engine.executor import add_executor_arguments, executor_choice, open_execut
 from engine.extract import extract
 from engine.linking.link import LinkResult, link
 from engine.linking.matcher import MODES
-from engine.ops.tasks import current_task
+from engine.processes import current_task
 from engine.progress import TqdmProgress
 
 

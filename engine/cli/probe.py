@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.cli import add_config_arguments, add_verb, workspace_of
 from engine.errors import StudioError
-from engine.ops.tasks import current_task
+from engine.processes import current_task
 from engine.store import Workspace
 
 

@@ -79,13 +79,10 @@ def server_command(host: str, port: int, watch: bool, secrets: list[str] | None 
 
 def server_environment(allowed: list[str]) -> dict[str, str]:
     from engine.ops.hosts import ENV_VAR
-    from engine.training.launcher import openblas_library
+    from engine.processes import engine_environment, preload_openblas
 
-    env = dict(os.environ)
-    blas = openblas_library()
-    if blas and blas not in env.get("LD_PRELOAD", ""):
-        env["LD_PRELOAD"] = os.pathsep.join(filter(None, [blas, env.get("LD_PRELOAD")]))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = engine_environment()
+    preload_openblas(env)
     env[ENV_VAR] = ",".join(allowed)
     return env
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.dataset.tokens import get_tokenizer
 from engine.records import Example, Skip
-from engine.sources.git_log import _change_type, _split_diff, commit_diffs, shallow_boundary
+from engine.sources.git_log import commit_files
 
 MAX_MESSAGE_CHARS = 10_000
 MIN_SUBJECT_WORDS = 4
@@ -194,27 +194,6 @@ def cut_to_tokens(text: str, budget: int, count) -> tuple[str, int]:
     return "\n".join(lines[:keep]), len(lines) - keep
 
 
-def files_from_git(repo, sha: str) -> list[dict] | None:
-    """Every file a commit changed (not only the code files extract kept), with its patch; None when the
-    repository no longer has the commit."""
-    import git
-
-    try:
-        commit = repo.commit(sha)
-        diffs, _ = commit_diffs(repo, commit, shallow_boundary(repo))
-    except (ValueError, git.GitError):
-        return None
-    files = []
-    for diff in diffs:
-        raw = diff.diff or b""
-        binary = raw.startswith(b"Binary files") or b"\x00" in raw[:8000]
-        text, added, removed = ("", [], 0) if binary else _split_diff(raw)
-        files.append({"path": diff.b_path or diff.a_path, "old_path": diff.a_path if diff.renamed_file else None,
-                      "change_type": _change_type(diff), "added_lines": len(added), "removed_lines": removed,
-                      "diff": text, "binary": binary})
-    return sorted(files, key=lambda file: file["path"])
-
-
 class _Repositories:
     """Repositories by path, each opened once per run (None when it cannot be opened) and closed at the end."""
 
@@ -292,7 +271,7 @@ def _commit_examples(conn, min_message_chars, collected, count, repositories) ->
             yield Skip(reason, sha)
             continue
         repo = repositories.get(commit["repo"])
-        files = files_from_git(repo, sha) if repo is not None else None
+        files = commit_files(repo, sha) if repo is not None else None
         if files is None:
             repositories.fallbacks += 1
             files = _stored_files(conn, sha)

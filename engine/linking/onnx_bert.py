@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.linking.numpy_bert import NumpyBert
+from engine.models_home import model_cache_dir
 
 OPSET = 17
 RUNTIME_SUFFIX = "@int8"
@@ -50,8 +51,6 @@ def supports(location: str | Path) -> bool:
 
 
 def _cache_dir() -> Path:
-    from engine.training.models import model_cache_dir
-
     return model_cache_dir() / "embeddings-onnx"
 
 

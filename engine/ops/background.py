@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.ops.scheduler import SchedulerError, scheduler_status
+from engine.processes import spawn_detached
 from engine.store import Workspace
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESS_LOG = ("logs", "scheduler-process.log")
 
 
@@ -43,14 +41,8 @@ def start_scheduler_process(config_path: str | os.PathLike, workspace_path: str 
         raise SchedulerError(f"A scheduler already runs for this workspace (pid {status['pid']}); stop it first.")
     log = workspace.path(*PROCESS_LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "engine", "scheduler", "start", "--config", str(config_path),
-               "--workspace", str(workspace.root)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    # Reap it when it ends, so a stopped scheduler never lingers as a zombie that looks alive.
-    threading.Thread(target=process.wait, name=f"reap-scheduler-{process.pid}", daemon=True).start()
+    process = spawn_detached([sys.executable, "-m", "engine", "scheduler", "start", "--config", str(config_path),
+                              "--workspace", str(workspace.root)], log=log, what="scheduler")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

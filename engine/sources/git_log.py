@@ -282,5 +282,21 @@ def commit_diffs(repo: git.Repo, commit: git.Commit, boundary: set[str]) -> tupl
     return repo.tree(EMPTY_TREE).diff(commit, create_patch=True), True
 
 
-def head_sha(repo_path: Path) -> str:
-    return open_repository(repo_path).head.commit.hexsha
+def commit_files(repo: git.Repo, sha: str) -> list[dict] | None:
+    """Every file a commit changed (not only the code files read_commits keeps), with its patch, by path: path,
+    old_path (renames), change_type, added_lines, removed_lines, diff, binary. None when the repository no longer has
+    the commit."""
+    try:
+        commit = repo.commit(sha)
+        diffs, _ = commit_diffs(repo, commit, shallow_boundary(repo))
+    except (ValueError, git.GitError):
+        return None
+    files = []
+    for diff in diffs:
+        raw = diff.diff or b""
+        binary = raw.startswith(b"Binary files") or b"\x00" in raw[:8000]
+        text, added, removed = ("", [], 0) if binary else _split_diff(raw)
+        files.append({"path": diff.b_path or diff.a_path, "old_path": diff.a_path if diff.renamed_file else None,
+                      "change_type": _change_type(diff), "added_lines": len(added), "removed_lines": removed,
+                      "diff": text, "binary": binary})
+    return sorted(files, key=lambda file: file["path"])

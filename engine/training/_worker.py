@@ -16,15 +16,18 @@ import argparse
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from mlx_lm.tuner.callbacks import TrainingCallback
 
 from engine.clock import zulu_now
+from engine.processes import current_task
 from engine.store import Workspace
 from engine.training.evaluate import (
     adapter_manifest,
@@ -90,11 +93,11 @@ def mlx_args(config: dict, data_dir: str, model_path: str, adapter_dir: Path) ->
 
 
 class MetricsRecorder(TrainingCallback):
-    """mlx-lm TrainingCallback: each report becomes a row in training_metrics and a line in metrics.jsonl."""
+    """mlx-lm TrainingCallback: each report becomes a row in training_metrics and a line in metrics.jsonl, written
+    through `conn`, one connection for the whole training (opened and closed by the caller)."""
 
-    def __init__(self, ws: Workspace, run_id: str, metrics_file: Path):
-        self.ws, self.run_id, self.metrics_file = ws, run_id, metrics_file
-        self.conn = ws.connect()
+    def __init__(self, ws: Workspace, run_id: str, metrics_file: Path, conn: sqlite3.Connection):
+        self.ws, self.run_id, self.metrics_file, self.conn = ws, run_id, metrics_file, conn
         self.started = time.perf_counter()
         self.tokens_per_second: list[float] = []
         self.peak_memory = 0.0
@@ -143,12 +146,10 @@ class MetricsRecorder(TrainingCallback):
 
 class RunProgress:
     """The run's progress in two places that always agree: the training task's status file (phase, done of total,
-    elapsed, estimate; engine/ops/tasks.py) and the run's `phase` in the workspace, which the Runs table and
+    elapsed, estimate; engine/processes.py) and the run's `phase` in the workspace, which the Runs table and
     `train --list` show."""
 
     def __init__(self, ws: Workspace, run_id: str):
-        from engine.ops.tasks import current_task
-
         self.ws, self.run_id = ws, run_id
         self.task = current_task()
         self.phase: str | None = None
@@ -162,6 +163,19 @@ class RunProgress:
                 conn.execute("UPDATE training_runs SET phase=? WHERE id=?", (phase, self.run_id))
         if self.task is not None:
             self.task(phase, done, total)
+
+    def counter(self, phase: str, total: int) -> Callable[[], None]:
+        """Report `phase` at 0 of `total` now; the function returned reports one more step done each time it is
+        called (what mlx-lm's per-step and per-batch hooks call)."""
+        done = 0
+        self(phase, 0, total)
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            self(phase, done, total)
+
+        return step
 
     def finish(self, result: dict) -> None:
         if self.task is not None:
@@ -288,22 +302,17 @@ def _train(ws: Workspace, run_id: str, run_dir: Path, record: dict, config: dict
     say(f"loaded model and data in {time.perf_counter() - tic:.1f} s: "
         f"{len(train_set)} train, {len(valid_set)} valid, {len(test_set)} test samples")
 
-    recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl")
-    np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
-    iterations = config["iters"]
-    steps = [0]
-
-    def stepped() -> None:
-        steps[0] += 1
-        progress("training", steps[0], iterations)
-
-    progress("training", 0, iterations)
-    tic = time.perf_counter()
-    # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set is
-    # empty, but cannot wrap None.
-    with iteration_progress(stepped):
-        train_model(args, model, train_set, valid_set, recorder)
-    train_seconds = time.perf_counter() - tic
+    with ws.connection() as conn:
+        recorder = MetricsRecorder(ws, run_id, run_dir / "metrics.jsonl", conn)
+        np.random.seed(config["seed"])  # batch order, as mlx_lm.lora's run() seeds it: same config, same run
+        iterations = config["iters"]
+        stepped = progress.counter("training", iterations)
+        tic = time.perf_counter()
+        # An empty validation set is passed as it is: mlx-lm wraps whatever it gets and skips validation when the set
+        # is empty, but cannot wrap None.
+        with iteration_progress(stepped):
+            train_model(args, model, train_set, valid_set, recorder)
+        train_seconds = time.perf_counter() - tic
     say(f"trained {iterations} iterations in {train_seconds:.1f} s")
 
     # The adapter is usable from here: chat can load it while its evaluation runs.
@@ -346,13 +355,7 @@ def _evaluate(model, tokenizer, heldout: dict, record: dict, config: dict, progr
     records = read_records(Path(record["data_dir"]) / f"{source}.jsonl", config["generation_prompts"])
     prompts = generation_prompts(records, tokenizer, config["generation_prompts"])
     total = 2 * batches + 2 * len(prompts)
-    done = [0]
-
-    def advanced() -> None:
-        done[0] += 1
-        progress("evaluating", done[0], total)
-
-    progress("evaluating", 0, total)
+    advanced = progress.counter("evaluating", total)
     tic = time.perf_counter()
     result: dict = {}
     result["adapter"] = heldout_losses(model, heldout, config["batch_size"], config["max_seq_length"],

@@ -103,42 +103,28 @@ def _record(row) -> VersionRecord:
 
 
 def list_versions(ws: Workspace) -> list[VersionRecord]:
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         return [_record(row) for row in conn.execute("SELECT * FROM adapter_versions ORDER BY version DESC")]
-    finally:
-        conn.close()
 
 
 def get_version(ws: Workspace, version: int) -> VersionRecord:
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         row = conn.execute("SELECT * FROM adapter_versions WHERE version = ?", (version,)).fetchone()
-    finally:
-        conn.close()
     if row is None:
         raise StudioError(f"There is no version v{version}; `python -m engine deploy list` shows them.")
     return _record(row)
 
 
 def deployment_state(ws: Workspace) -> dict:
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         row = conn.execute("SELECT * FROM deployment_state WHERE id = 1").fetchone()
         return dict(row)
-    finally:
-        conn.close()
 
 
 def current_version(ws: Workspace) -> VersionRecord | None:
     """The version served now, or None when the base model alone is served."""
     state = deployment_state(ws)
     return get_version(ws, state["current_version"]) if state["current_version"] else None
-
-
-def active_adapter_dir(ws: Workspace) -> Path | None:
-    """The folder chat and compare load as the deployed adapter (None: serve the base model)."""
-    return ws.path("versions", "active") if current_version(ws) else None
 
 
 def deploy(ws: Workspace, run_id: str, description: str | None = None, dry_run: bool = False, force: bool = False,
@@ -176,11 +162,8 @@ def deploy(ws: Workspace, run_id: str, description: str | None = None, dry_run: 
         if canary_share is not None and state["canary_version"]:
             raise StudioError(f"A canary (v{state['canary_version']}) is already running; promote or abort it first.")
         comparison = compare_with_served(ws, run, margin)
-        conn = ws.connect()
-        try:
+        with ws.connection() as conn:
             number = (conn.execute("SELECT MAX(version) FROM adapter_versions").fetchone()[0] or 0) + 1
-        finally:
-            conn.close()
         if dry_run:
             if blocker:
                 verdict = f"would be refused: {blocker}"
@@ -303,13 +286,10 @@ def rollback(ws: Workspace, to_version: int | None = None) -> VersionRecord | No
 
 
 def _previous_of(ws: Workspace, version: int) -> int | None:
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         row = conn.execute(
             "SELECT previous_version FROM deployment_events WHERE version=? AND action IN ('deploy', 'promote')"
             " ORDER BY id DESC LIMIT 1", (version,)).fetchone()
-    finally:
-        conn.close()
     return row["previous_version"] if row else None
 
 
@@ -363,13 +343,10 @@ def record_request(ws: Workspace, served: Served, ok: bool, latency_ms: float | 
                      (zulu_now(), served.version, served.role, int(ok), latency_ms))
     if served.role != "canary":
         return None
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         total, failed = conn.execute(
             "SELECT COUNT(*), SUM(1 - ok) FROM canary_requests WHERE role='canary' AND version=?",
             (served.version,)).fetchone()
-    finally:
-        conn.close()
     if total >= CANARY_MIN_REQUESTS and (failed or 0) / total > CANARY_MAX_ERROR_RATE:
         if deployment_state(ws)["canary_version"] == served.version:
             reason = f"error rate {failed / total:.0%} over {total} requests is above {CANARY_MAX_ERROR_RATE:.0%}"
@@ -419,8 +396,7 @@ def compare_with_served(ws: Workspace, run, margin: float | None) -> dict:
 def deployment_stats(ws: Workspace) -> dict:
     """Counts a person checks after deploying: versions by status, current and canary, events, canary traffic."""
     state = deployment_state(ws)
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         by_status = dict(conn.execute("SELECT status, COUNT(*) FROM adapter_versions GROUP BY status").fetchall())
         events = dict(conn.execute("SELECT action, COUNT(*) FROM deployment_events GROUP BY action").fetchall())
         traffic = {
@@ -431,8 +407,6 @@ def deployment_stats(ws: Workspace) -> dict:
                 " FROM canary_requests GROUP BY role, version ORDER BY role, version")
         }
         last = conn.execute("SELECT at, action, version FROM deployment_events ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
     return {
         "current_version": state["current_version"],
         "canary_version": state["canary_version"],

@@ -3,7 +3,7 @@
 Config layers, lowest first: DEFAULTS < preset < YAML config file (mlx-lm's own keys) < explicit parameters.
 The resolved config is saved as runs/<id>/config.json; mlx-lm writes adapter_config.json beside the adapters.
 The worker (`python -m engine.training._worker train <workspace> <run id>`) runs as the workspace's "train" task
-(engine/ops/tasks.py: one status file with phase, progress, elapsed time and an estimate; one run at a time; reaped
+(engine/processes.py: one status file with phase, progress, elapsed time and an estimate; one run at a time; reaped
 when it ends) in its own process group, with its output in runs/<id>/train.log; on Linux, OpenBLAS is preloaded when
 installed (20-30x faster mlx on CPU).
 """
@@ -15,10 +15,8 @@ import math
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +24,10 @@ from engine.clock import utc_now, zulu_now
 from engine.errors import StudioError
 from engine.files import write_atomic
 from engine.formats import mlx_record_format
+from engine.processes import TaskBusy, engine_environment, preload_openblas, start_task, task_status
 from engine.store import Workspace
 from engine.training.models import BaseModel, resolve_base_model
 
-OPENBLAS_CANDIDATES = (
-    "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
-    "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
-)
 WARN_BELOW_SAMPLES = 50  # the train_model seed's warning level: below it an adapter overfits badly
 
 DEFAULTS: dict = {
@@ -365,28 +360,13 @@ def plan_run(data_dir: str | os.PathLike, model: str | None = None, preset: str 
     return LaunchPlan(config=config, data=data, model=base, preset=preset, warnings=warnings)
 
 
-def openblas_library() -> str | None:
-    """The OpenBLAS library to preload into mlx on Linux, or None (macOS uses Metal/Accelerate)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    override = os.environ.get("STUDIO_OPENBLAS")
-    if override is not None:
-        return override if override and Path(override).exists() else None
-    return next((path for path in OPENBLAS_CANDIDATES if Path(path).exists()), None)
-
-
 def worker_environment(use_openblas: bool = True) -> tuple[dict, str | None]:
     """The environment for an mlx process: the engine importable, OpenBLAS preloaded when available."""
-    env = dict(os.environ)
-    engine_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [engine_root, env.get("PYTHONPATH")]))
+    env = engine_environment()
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("COLUMNS", "100")  # rich draws mlx-lm's report table at this width in the log
-    blas = openblas_library() if use_openblas else None
-    if blas:
-        env["LD_PRELOAD"] = os.pathsep.join(filter(None, [blas, env.get("LD_PRELOAD")]))
-    return env, blas
+    return env, preload_openblas(env) if use_openblas else None
 
 
 def new_run_id() -> str:
@@ -397,10 +377,8 @@ TASK_KIND = "train"  # one training run at a time per workspace, reported like e
 
 
 def active_training(ws: Workspace):
-    """The training task running in this workspace (engine.ops.tasks status: phase, progress, elapsed, estimate),
+    """The training task running in this workspace (engine.processes status: phase, progress, elapsed, estimate),
     or None."""
-    from engine.ops.tasks import task_status
-
     status = task_status(ws.root, TASK_KIND)
     return status if status is not None and status.running else None
 
@@ -413,8 +391,6 @@ def task_run_id(status) -> str | None:
 def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str:
     """Record the run, start its worker as the workspace's training task and return the run id at once (the run
     goes on alone). A second run while one is going is refused (TaskBusy): the machine trains one at a time."""
-    from engine.ops.tasks import TaskBusy, start_task
-
     running = active_training(ws)
     if running is not None:
         raise TaskBusy(f"Training run {task_run_id(running)} is still going ({running.describe()}); wait for it to "
@@ -454,33 +430,6 @@ def start_run(ws: Workspace, plan: LaunchPlan, use_openblas: bool = True) -> str
         conn.execute("UPDATE training_runs SET pid=?, pid_started=? WHERE id=?",
                      (status.pid, status.pid_started, run_id))
     return run_id
-
-
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """Is this run's worker still running? Reaps our own children and never trusts a reused pid."""
-    from engine.ops.tasks import process_alive as alive
-
-    return alive(pid, started)
-
-
-def terminate_process_group(pid: int, started: float | None, grace_seconds: float = 5.0) -> None:
-    """SIGTERM the worker's process group, then SIGKILL whatever is left after the grace period."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        if not process_alive(pid, started):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while process_alive(pid, started) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def run_mlx_json(args: list[str], timeout: float = 1800) -> dict:

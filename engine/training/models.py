@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StudioError
+from engine.models_home import model_cache_dir
 from engine.progress import ProgressFn, no_progress
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
@@ -52,15 +53,6 @@ class BaseModel:
     @property
     def label(self) -> str:
         return self.hub_id or (str(self.path) if self.kind == "folder" else DEFAULT_BASE_MODEL)
-
-
-def model_cache_dir() -> Path:
-    """The per-user folder holding converted base models (never inside a clone or workspace)."""
-    if os.environ.get("STUDIO_MODEL_CACHE"):
-        return Path(os.environ["STUDIO_MODEL_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return root / "training-data-studio" / "models"
 
 
 def default_model_path(cache_dir: Path | None = None) -> Path:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine.clock import utc_now
+from engine.clock import utc_now, zulu_now
 from engine.errors import StudioError
+from engine.processes import end_task, process_alive, terminate_process_group
 from engine.store import Workspace
 
 ACTIVE = ("queued", "running", "evaluating")  # evaluating: the adapter is saved and usable, its checks still run
@@ -109,11 +110,7 @@ def read_log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def refresh_runs(ws: Workspace) -> list[str]:
     """Mark runs whose worker is gone without finishing as failed, with their log tail; return their ids."""
-    from engine.clock import zulu_now
-    from engine.training.launcher import process_alive
-
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         rows = conn.execute(
             "SELECT id, pid, pid_started, status, created_at FROM training_runs"
             " WHERE status IN ('queued', 'running', 'evaluating')"
@@ -135,8 +132,6 @@ def refresh_runs(ws: Workspace) -> list[str]:
             if changed:
                 failed.append(row["id"])
         return failed
-    finally:
-        conn.close()
 
 
 def _age_seconds(iso: str) -> float:
@@ -147,22 +142,16 @@ def _age_seconds(iso: str) -> float:
 def list_runs(ws: Workspace, limit: int = 200) -> list[RunRecord]:
     """Runs, newest first, after the liveness check."""
     refresh_runs(ws)
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         rows = conn.execute("SELECT * FROM training_runs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [_record(row) for row in rows]
-    finally:
-        conn.close()
+    return [_record(row) for row in rows]
 
 
 def get_run(ws: Workspace, run_id: str, refresh: bool = True) -> RunRecord:
     if refresh:
         refresh_runs(ws)
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         row = conn.execute("SELECT * FROM training_runs WHERE id = ?", (run_id,)).fetchone()
-    finally:
-        conn.close()
     if row is None:
         raise StudioError(f"There is no training run {run_id} in {ws.root}.")
     return _record(row)
@@ -170,24 +159,19 @@ def get_run(ws: Workspace, run_id: str, refresh: bool = True) -> RunRecord:
 
 def run_metrics(ws: Workspace, run_id: str) -> list[dict]:
     """Every loss report of a run in iteration order: kind (train/val), iteration, loss, tokens/s, memory."""
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         rows = conn.execute(
             "SELECT kind, iteration, loss, learning_rate, tokens_per_second, iterations_per_second, trained_tokens,"
             " peak_memory_gb, seconds FROM training_metrics WHERE run_id = ? ORDER BY iteration, kind",
             (run_id,),
         ).fetchall()
-        return [dict(row) for row in rows]
-    finally:
-        conn.close()
+    return [dict(row) for row in rows]
 
 
 def stop_run(ws: Workspace, run_id: str) -> RunRecord:
     """Stop a queued, running or evaluating run: mark it stopped, end its process group, keep the tail of its
     log, and say so in the training task's status."""
-    from engine.clock import zulu_now
-    from engine.ops.tasks import end_task
-    from engine.training.launcher import TASK_KIND, process_alive, terminate_process_group
+    from engine.training.launcher import TASK_KIND
 
     run = get_run(ws, run_id, refresh=False)
     if not run.active:
@@ -195,11 +179,8 @@ def stop_run(ws: Workspace, run_id: str) -> RunRecord:
     with ws.transaction() as conn:
         conn.execute("UPDATE training_runs SET status='stopped', phase='stopped', finished_at=?, error=? WHERE id=?"
                      " AND status IN ('queued', 'running', 'evaluating')", (zulu_now(), "Stopped by the user.", run_id))
-    conn = ws.connect()
-    try:
+    with ws.connection() as conn:
         started = conn.execute("SELECT pid_started FROM training_runs WHERE id=?", (run_id,)).fetchone()[0]
-    finally:
-        conn.close()
     if run.pid and process_alive(run.pid, started):  # never signal a pid the system gave to another process
         terminate_process_group(run.pid, started)
     end_task(ws.root, TASK_KIND, run.pid, "Stopped by the user.")

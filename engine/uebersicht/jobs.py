@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ from pathlib import Path
 
 from engine.errors import StudioError
 from engine.files import write_atomic
+from engine.processes import process_alive, spawn_detached
 from engine.uebersicht import WidgetPaths
 
 PROGRESS_NAME = ".download_progress.json"
 LOG_NAME = ".download_job.log"
-_children: dict[int, subprocess.Popen] = {}
 
 
 def progress_path(paths: WidgetPaths) -> Path:
@@ -62,23 +61,6 @@ class DownloadJob:
     problem: str | None  # set when the process ended without finishing
 
 
-def _alive(pid: int) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is None:
-            return True
-        _children.pop(pid, None)
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie is not running (Linux; elsewhere the kill check stands)
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def download_job(paths: WidgetPaths) -> DownloadJob | None:
     """The last background download's state, or None when there never was one."""
     try:
@@ -86,7 +68,7 @@ def download_job(paths: WidgetPaths) -> DownloadJob | None:
     except (OSError, ValueError):
         return None
     finished = bool(state.get("finished"))
-    running = not finished and _alive(int(state.get("pid") or 0))
+    running = not finished and process_alive(int(state.get("pid") or 0))
     problem = None
     if not finished and not running:
         problem = f"The download process stopped before finishing; see {paths.downloads / LOG_NAME}."
@@ -110,20 +92,12 @@ def start_download_job(paths: WidgetPaths) -> int:
     paths.downloads.mkdir(parents=True, exist_ok=True)
     progress = progress_path(paths)
     progress.unlink(missing_ok=True)
-    engine_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [engine_root, os.environ.get("PYTHONPATH")]))}
     command = [
         sys.executable, "-m", "engine", "widgets", "download",
         "--manifest", str(paths.manifest.resolve()), "--downloads", str(paths.downloads.resolve()),
         "--progress-file", str(progress.resolve()),
     ]
-    with open(paths.downloads / LOG_NAME, "ab") as log:
-        try:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
-        except OSError as exc:
-            raise StudioError(f"The download process could not start: {exc.strerror}.") from exc
-    _children[process.pid] = process
+    process = spawn_detached(command, log=paths.downloads / LOG_NAME, what="download")
     # Written here too, so a poll right after the start already sees a running job.
     write_atomic(progress, json.dumps({"pid": process.pid, "done": 0, "total": None, "finished": False,
                                        "summary": None, "started_at": time.time()}) + "\n")
