@@ -118,6 +118,11 @@ class Workspace:
         finally:
             conn.close()
 
+    def row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        """The first row `sql` selects, or None: a one-line read that opens and closes its own connection."""
+        with self.connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
     @contextlib.contextmanager
     def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: one logical change, all or nothing."""

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import argparse
 
+from engine.cli import add_verb
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.review import DECISIONS, default_reviewer, record_decision
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "review", help="list the review queue, or record a decision on one pair, example or widget",
+    parser = add_verb(
+        subparsers, "review", run,
+        help="list the review queue, or record a decision on one pair, example or widget",
         description="Review flagged and sampled pairs, collected examples and widgets: good (keep), bad (drop), "
-                    "skip, or redact.",
-    )
+                    "skip, or redact.")
     add_input_arguments(parser)
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--collected", action="store_true", help="review the workspace's collected examples")
@@ -35,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="agreement between reviewers: percent and Cohen's kappa, per pair of reviewers")
     extra.add_argument("--answers-per-item", type=int, metavar="N",
                        help="how many agreeing answers an item needs (1 to 10; kept in the workspace)")
-    parser.set_defaults(func=run)
 
 
 def _workspace(args: argparse.Namespace):

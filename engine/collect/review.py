@@ -46,8 +46,7 @@ def decide_example(workspace_path: Path, example_id: int, decision: str, reviewe
                    note: str | None = None) -> Decision:
     """Record `decision` on collected example `example_id` (its number in `review --collected`)."""
     workspace = Workspace.open(workspace_path)
-    with workspace.connection() as conn:
-        row = conn.execute("SELECT content_hash FROM examples WHERE id = ?", (example_id,)).fetchone()
+    row = workspace.row("SELECT content_hash FROM examples WHERE id = ?", (example_id,))
     if row is None:
         raise StudioError(f"The workspace has no collected example {example_id}; "
                           "`python -m engine review --collected` lists the flagged ones.")

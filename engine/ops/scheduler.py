@@ -267,8 +267,7 @@ def job_history(workspace_path: str | os.PathLike, job_id: str | None = None, li
 def get_job_run(workspace_path: str | os.PathLike, run_id: int) -> dict:
     """One run dict; SchedulerError if the workspace has no such run."""
     ws = Workspace.open(workspace_path)
-    with ws.connection() as conn:
-        row = conn.execute("SELECT * FROM job_runs WHERE id = ?", (run_id,)).fetchone()
+    row = ws.row("SELECT * FROM job_runs WHERE id = ?", (run_id,))
     if row is None:
         raise SchedulerError(f"There is no job run {run_id} in {ws.root}; "
                              "`python -m engine scheduler list` shows the recent runs.")
