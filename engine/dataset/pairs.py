@@ -14,8 +14,8 @@ from pathlib import Path
 from engine.dataset.dedup import pair_hash
 from engine.dataset.export import to_completion
 from engine.dataset.jsonl import dumps_line
+from engine.dataset.mlx import remove_mlx_splits, write_mlx_splits
 from engine.dataset.sensitive import scan_record
-from engine.dataset.split import split_by_hash
 from engine.files import write_atomic
 
 MAX_CONTEXT_CHARS = 2000  # per linked item: enough to explain a change, not a whole screen dump
@@ -147,24 +147,18 @@ def _flagged(pairs: list[dict], contexts: list[list[str]] | None, workspace) -> 
 
 def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.1,
                      contexts: list[list[str]] | None = None, workspace=None) -> tuple[Path | None, dict]:
-    """train.jsonl and valid.jsonl of mlx-lm completions lines (engine.dataset.export's format and hash split, so
-    a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two pairs write nothing
-    (and remove stale files, which would otherwise be trained on as if current)."""
+    """train.jsonl and valid.jsonl of mlx-lm completions lines, through the one MLX writer (engine.dataset.mlx:
+    the hash split, so a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two
+    pairs write nothing (and remove stale files, which would otherwise be trained on as if current)."""
     folder = Path(folder)
-    targets = {name: folder / f"{name}.jsonl" for name in ("train", "valid")}
     # Nothing unsafe reaches training: a pair with possible sensitive data waits for review (Validation page,
     # `python -m engine validate`, then `export`) instead of going straight into the MLX folder.
     flagged = _flagged(pairs, contexts, workspace)
     safe = [pair for pair, held in zip(pairs, flagged, strict=True) if not held]
     held = len(pairs) - len(safe)
-    pairs = safe
-    if len(pairs) < 2:
-        for target in targets.values():
-            if target.exists():
-                target.unlink()
+    if len(safe) < 2:
+        remove_mlx_splits(folder)
         return None, {"train": 0, "valid": 0, "held_for_review": held}
-    lines = [dumps_line(to_completion(pair)) for pair in pairs]
-    splits = split_by_hash([pair_hash(pair) for pair in pairs], valid_fraction, 0.0)
-    for name, target in targets.items():
-        write_atomic(target, "".join(lines[index] + "\n" for index in splits[name]))
-    return folder, {**{name: len(splits[name]) for name in targets}, "held_for_review": held}
+    splits = write_mlx_splits(folder, [dumps_line(to_completion(pair)) for pair in safe],
+                              [pair_hash(pair) for pair in safe], valid_fraction, 0.0)
+    return folder, {"train": len(splits["train"]), "valid": len(splits["valid"]), "held_for_review": held}
