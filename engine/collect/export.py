@@ -48,13 +48,10 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
     min_tier = config.get("collect.export_min_tier")
     workspace = Workspace.open(workspace_path)
     folder = workspace.path(*FOLDER)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute("SELECT id, content_hash, source, format, record_json, tier, quality_score, dropped,"
                             " sensitive, duplicate_of, tokens, human_reviewed, source_time FROM examples"
                             " ORDER BY id").fetchall()
-    finally:
-        conn.close()
     excluded: Counter = Counter()
     candidates = []
     for row in rows:

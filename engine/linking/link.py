@@ -370,8 +370,7 @@ def link(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         commits = _commit_rows(conn)
         if not commits:
             raise LinkingError("The workspace has no commits with code changes yet; run extract on a config whose "
@@ -429,8 +428,6 @@ def link(
         )
         conn.execute("UPDATE link_runs SET stats_json = ? WHERE id = ?", (json.dumps(result.to_dict()), run_id))
         return result
-    finally:
-        conn.close()
 
 
 def save_run_stats(workspace_path: Path, result: LinkResult) -> None:
@@ -502,11 +499,8 @@ def latest_run(workspace_path: Path) -> dict | None:
     if not (Path(workspace_path) / "studio.db").exists():
         return None
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         row = conn.execute("SELECT * FROM link_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
     if not row:
         return None
     return {"id": row["id"], "mode": row["mode"], "model": row["model"], "started_at": row["started_at"],
@@ -526,8 +520,7 @@ class RunTables:
 
 def load_run_tables(workspace_path: Path, run_id: int) -> RunTables:
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         links = load_links(conn, run_id)
         if links.empty and not conn.execute("SELECT 1 FROM link_runs WHERE id = ?", (run_id,)).fetchone():
             raise LinkingError(f"There is no link run {run_id} in {workspace_path}; run link first.")
@@ -537,8 +530,6 @@ def load_run_tables(workspace_path: Path, run_id: int) -> RunTables:
         knowledge = pd.read_sql_query(
             "SELECT id, knowledge_type, COALESCE(NULLIF(window_name, ''), substr(text, 1, 100)) AS label"
             " FROM knowledge WHERE id IN (SELECT knowledge_id FROM links WHERE run_id = ?)", conn, params=(run_id,))
-    finally:
-        conn.close()
     return RunTables(run_id, links, commits, knowledge.set_index("id"))
 
 
@@ -579,8 +570,7 @@ def threshold_neighbours(tables: RunTables, min_confidence: float, top_k: int, c
 def commit_detail(workspace_path: Path, sha: str) -> dict:
     """One commit with its code files (path, change type, added code) for the pair browser."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         commit = conn.execute("SELECT sha, repo, message, author, timestamp FROM commits WHERE sha = ?",
                               (sha,)).fetchone()
         if commit is None:
@@ -588,22 +578,17 @@ def commit_detail(workspace_path: Path, sha: str) -> dict:
         files = [dict(row) for row in conn.execute(
             "SELECT path, change_type, added_lines, added_code FROM file_changes WHERE commit_sha = ? ORDER BY path",
             (sha,))]
-    finally:
-        conn.close()
     return {**dict(commit), "files": files}
 
 
 def evidence_for(workspace_path: Path, run_id: int, sha: str) -> list[dict]:
     """The stored candidates of one commit, best first, with their text and where and when they were seen."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute(
             "SELECT l.rank, l.confidence, l.semantic, l.keyword, l.time_score, l.reference, l.evidence_json,"
             " k.id, k.knowledge_type, k.text, k.app_name, k.window_name, k.browser_url, k.timestamp"
             " FROM links l JOIN knowledge k ON k.id = l.knowledge_id WHERE l.run_id = ? AND l.commit_sha = ?"
             " ORDER BY l.rank", (run_id, sha)).fetchall()
-    finally:
-        conn.close()
     return [{**{key: row[key] for key in row.keys() if key != "evidence_json"},
              "evidence": json.loads(row["evidence_json"] or "{}")} for row in rows]
