@@ -12,9 +12,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engine.config import COLLECT_SOURCES, TIERS
+from engine.config import COLLECT_SOURCES
 from engine.errors import StudioError
 from engine.ops import background, scheduler, stats
+from engine.records import TIERS
 from views.access import action_button, action_submit, can, refusal
 from views.ui import checked_sources, code_span, escape_markdown, require_config
 

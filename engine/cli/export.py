@@ -11,8 +11,8 @@ import json
 from engine.cli import number_in
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.export import export_dataset
-from engine.dataset.quality import TIERS
 from engine.progress import TqdmProgress
+from engine.records import TIERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
