@@ -83,7 +83,8 @@ def main(argv: list[str]) -> int:
     from engine.extract import extract
     from engine.linking.embedder import load_embedder
     from engine.linking.evaluate import evaluate_run, load_truth
-    from engine.linking.link import filter_links, link, link_counts, load_run_tables
+    from engine.linking.link import filter_links, link_counts, load_run_tables
+    from engine.pipeline import link_and_write
 
     config = PipelineConfig.load(config_path)
     workspace = work / "workspace"
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> int:
     else:
         embedder.model  # noqa: B018  (imports torch + sentence-transformers)
     load_seconds = time.perf_counter() - import_started
-    cold = link(config, workspace, "best", embedder=embedder)
+    cold = link_and_write(config, workspace, "best", embedder=embedder)
     cold_seconds = time.perf_counter() - cold_started
     cold_cpu = time.process_time() - cpu_started
 
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     _add_frames(work / "screenpipe.sqlite", 100, batch=1)
     warm_started = time.perf_counter()
     extract(config, workspace)
-    warm = link(config, workspace, "best", embedder=embedder)
+    warm = link_and_write(config, workspace, "best", embedder=embedder)
     warm_seconds = time.perf_counter() - warm_started
 
     _add_frames(work / "screenpipe.sqlite", 100, batch=2)
@@ -123,10 +124,10 @@ def main(argv: list[str]) -> int:
     truth = load_truth(work / "ground_truth.json")
     quality = {}
     for mode in ("semantic", "hybrid", "best"):
-        result = link(config, workspace, mode, embedder=embedder, write_outputs=False)
+        result = link_and_write(config, workspace, mode, embedder=embedder, write_outputs=False)
         quality[mode] = evaluate_run(workspace, result.run_id, truth, result.min_confidence, result.top_k)
 
-    many = link(config, workspace, "best", embedder=embedder, candidates=-(-100_000 // cold.commits),
+    many = link_and_write(config, workspace, "best", embedder=embedder, candidates=-(-100_000 // cold.commits),
                 write_outputs=False)
     tables = load_run_tables(workspace, many.run_id)
     timings = []

@@ -43,12 +43,12 @@ def demo_data(folder: Path) -> Path:
     from engine.dataset.export import export_dataset
     from engine.demo import build_demo
     from engine.extract import extract
-    from engine.linking.link import link
+    from engine.pipeline import link_and_write
     from engine.store import Workspace
 
     config = PipelineConfig.load(build_demo(folder / "demo"))
     extract(config, config.workspace)
-    link(config, config.workspace)
+    link_and_write(config, config.workspace)
     result = export_dataset(config.output_file, Workspace.open(config.workspace), name="default")
     return Path(result.folder)
 

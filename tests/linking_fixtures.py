@@ -374,14 +374,14 @@ def prepared_world(base: Path, commits: int = 24, seed: int = 11) -> tuple[Label
     then in its workspace); returns (world, {mode: LinkResult}). Copy it (`copy_world`) before changing it."""
     from engine.config import PipelineConfig
     from engine.extract import extract
-    from engine.linking.link import link
+    from engine.pipeline import link_and_write
 
     key = f"{commits}-{seed}"
     if key not in _PREPARED:
         world = build_labelled_world(base / f"world-{key}", commits=commits, seed=seed)
         config = PipelineConfig.load(world.config)
         extract(config, world.workspace)
-        runs = {mode: link(config, world.workspace, mode) for mode in ("semantic", "hybrid", "best")}
+        runs = {mode: link_and_write(config, world.workspace, mode) for mode in ("semantic", "hybrid", "best")}
         _PREPARED[key] = (world, runs)
     return _PREPARED[key]
 

@@ -56,12 +56,12 @@ def linked_demo(tmp_path_factory) -> Path:
     copies of it."""
     from engine.demo import build_demo
     from engine.extract import extract
-    from engine.linking.link import link
+    from engine.pipeline import link_and_write
 
     config_path = build_demo(tmp_path_factory.mktemp("linked") / "demo")
     config = PipelineConfig.load(config_path)
     extract(config, config.workspace)
-    link(config, config.workspace, embedder=WordHashEmbedder())
+    link_and_write(config, config.workspace, embedder=WordHashEmbedder())
     return config_path.parent
 
 

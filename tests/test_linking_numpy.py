@@ -114,10 +114,10 @@ def test_a_small_relink_in_a_fresh_process_never_imports_torch(tmp_path):
         import sys
         from engine.config import PipelineConfig
         from engine.extract import extract
-        from engine.linking.link import link
+        from engine.pipeline import link_and_write
         config = PipelineConfig.load({str(world.config)!r})
         extract(config, {str(tmp_path / "ws")!r})
-        result = link(config, {str(tmp_path / "ws")!r}, "best")
+        result = link_and_write(config, {str(tmp_path / "ws")!r}, "best")
         assert result.embedded_texts > 0, result
         print(result.embedded_texts, result.kept_links, "torch" in sys.modules)
     """)

@@ -161,11 +161,11 @@ def test_commit_text_is_shown_verbatim_never_as_markdown(tmp_path, monkeypatch):
     _git(world.repo, "commit", "-q", "--amend", "-m", message)
     from engine.config import PipelineConfig
     from engine.extract import extract
-    from engine.linking.link import link
+    from engine.pipeline import link_and_write
 
     config = PipelineConfig.load(world.config)
     extract(config, world.workspace)
-    link(config, world.workspace, "best", min_confidence=0.0)
+    link_and_write(config, world.workspace, "best", min_confidence=0.0)
     sha = _git(world.repo, "rev-parse", "HEAD")
     at = linking_page().run()
     at.slider(key="min_confidence").set_value(0.0).run()

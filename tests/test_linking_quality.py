@@ -12,7 +12,7 @@ import pytest
 
 from engine.config import PipelineConfig
 from engine.linking.evaluate import evaluate_run, load_truth
-from engine.linking.link import link
+from engine.pipeline import link_and_write
 from tests.linking_fixtures import copy_world, prepared_world
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_best_beats_both_seed_modes_on_the_labelled_set(labelled):
 def test_a_second_run_embeds_nothing_and_ranks_the_same(labelled, tmp_path):
     world, runs = labelled
     copy = copy_world(world, tmp_path / "copy")
-    again = link(PipelineConfig.load(copy.config), copy.workspace, "best", write_outputs=False)
+    again = link_and_write(PipelineConfig.load(copy.config), copy.workspace, "best", write_outputs=False)
     assert again.embedded_texts == 0
     assert again.cached_texts == runs["best"].embedded_texts + runs["best"].cached_texts
     assert again.kept_links == runs["best"].kept_links
@@ -105,7 +105,7 @@ def test_demo_workspace_links_each_commit_to_the_screens_that_discussed_it(tmp_p
     config = PipelineConfig.load(config_path)
     workspace = config.workspace
     extract(config, workspace)
-    result = link(config, workspace, "best")
+    result = link_and_write(config, workspace, "best")
     truth = load_truth(config_path.parent / "ground_truth.json")
     from engine.linking.link import filter_links, load_links
     from engine.store import Workspace

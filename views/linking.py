@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -22,6 +23,7 @@ from engine.linking.link import (
 )
 from engine.linking.matcher import MODES
 from engine.linking.model import LinkModelError, load_model
+from engine.linking.threshold import passes
 from engine.processes import TaskBusy, start_task, task_status
 from engine.text import plural
 from views.access import action_button
@@ -162,7 +164,8 @@ columns[4].metric("Knowledge items used", f"{counts['knowledge_items']:,}")
 
 candidates = tables.links[tables.links["rank"] <= top_k]
 histogram = pd.DataFrame({"confidence": candidates["confidence"].astype(float),
-                          "links": (candidates["confidence"] >= min_confidence).map({True: "kept", False: "dropped"})})
+                          "links": np.where(passes(candidates["rank"], candidates["confidence"], min_confidence, top_k),
+                                            "kept", "dropped")})
 bars = alt.Chart(histogram).mark_bar().encode(
     x=alt.X("confidence:Q", bin=alt.Bin(extent=[0, 1], step=0.025), title="confidence"),
     y=alt.Y("count():Q", title="links", scale=alt.Scale(type="symlog")),
@@ -213,7 +216,7 @@ sha = st.selectbox(
                               f"{commits.at[value, 'message'].splitlines()[0][:70]} · best {best[value]:.2f}")
 detail = cached_commit(str(workspace), sha)
 evidence = [item for item in cached_evidence(str(workspace), run["id"], sha)
-            if item["rank"] <= top_k and item["confidence"] >= min_confidence]
+            if passes(item["rank"], item["confidence"], min_confidence, top_k)]
 left, right = st.columns(2)
 with left:
     st.text(detail["message"].splitlines()[0])

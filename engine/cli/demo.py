@@ -41,14 +41,12 @@ def prepare_demo(config_path: Path) -> list[str]:
     convert the default base model once; the summary lines of what the pages will show."""
     from engine.collect.collector import collect
     from engine.config import PipelineConfig
-    from engine.extract import extract
-    from engine.linking.link import link
+    from engine.pipeline import extract_and_link
     from engine.training.models import default_model_ready, ensure_default_model
 
     config = PipelineConfig.load(config_path)
     workspace = config.workspace
-    extracted = extract(config, workspace)
-    linked = link(config, workspace)
+    extracted, linked = extract_and_link(config, workspace)
     collected = collect(config, workspace)
     knowledge = extracted.knowledge
     held = linked.mlx_counts.get("held_for_review", 0)

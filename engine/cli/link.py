@@ -9,9 +9,9 @@ import json
 from engine.cli import add_config_arguments, config_and_workspace, number_in
 from engine.config import MAX_TOP_K
 from engine.executor import add_executor_arguments, executor_choice, open_executor
-from engine.extract import extract
-from engine.linking.link import LinkResult, link
+from engine.linking.link import LinkResult
 from engine.linking.matcher import MODES
+from engine.pipeline import extract_and_link
 from engine.processes import current_task
 from engine.progress import TqdmProgress
 
@@ -88,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         progress("reading new source rows", 0, None)
         with open_executor(*executor_choice(config, args.executor, args.ray_address)) as executor:
-            extracted = None if args.no_extract else extract(config, workspace, progress=progress, executor=executor)
-            result = link(config, workspace, args.mode, args.min_confidence, args.top_k, progress=progress,
-                          executor=executor)
+            extracted, result = extract_and_link(config, workspace, args.mode, args.min_confidence, args.top_k,
+                                                 progress, read_sources=not args.no_extract, executor=executor)
             ran_on = {"name": executor.name, "workers": executor.workers}
     finally:
         bars.close()

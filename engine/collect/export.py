@@ -10,9 +10,9 @@ Lines are in collect.export_format: "chat" writes `{"messages": [...]}`; "comple
 and context, as engine.dataset.export writes it). Beside them, `by_source/<source>.jsonl` holds the same examples in
 their own format (seed 002's instruction `{instruction, input, output, metadata}` or chat `{messages, metadata}`)
 with metadata naming the source, quality tier and score, for other tools and for reading.
-The split follows each example's content hash (engine.dataset.split), so an example never moves between train and
-test as the data grows. The folder is built beside its final place and swapped in, so a reader sees the old export
-or the new one, never half of either.
+The split files come from the one MLX writer (engine.dataset.mlx): each example's content hash decides its split,
+so an example never moves between train and test as the data grows. The folder is built beside its final place and
+swapped in, so a reader sees the old export or the new one, never half of either.
 """
 
 from __future__ import annotations
@@ -25,28 +25,16 @@ from pathlib import Path
 from engine.clock import now_iso
 from engine.config import PipelineConfig
 from engine.dataset.gate import gate_records
-from engine.dataset.split import split_by_hash
+from engine.dataset.mlx import write_mlx_splits
 from engine.files import building_folder, write_atomic
 from engine.formats import dumps_line, to_chat_line, to_completion_line
 from engine.progress import ProgressFn, no_progress
-from engine.records import TIERS
+from engine.records import SPLITS, TIERS
 from engine.store import Workspace
 
 FOLDER = ("datasets", "collected")
 VALID_FRACTION = 0.1
 TEST_FRACTION = 0.1
-SPLITS = ("train", "valid", "test")
-
-
-def _balanced_splits(hashes: list[str]) -> dict[str, list[int]]:
-    """The hash split, with a non-empty valid set whenever there are two examples (mlx-lm needs one)."""
-    splits = split_by_hash(hashes, VALID_FRACTION, TEST_FRACTION)
-    if not splits["valid"] and len(hashes) >= 2:
-        donor = "test" if splits["test"] else "train"
-        splits["valid"].append(splits[donor].pop())
-    if not splits["train"] and len(splits["test"]) > 0:
-        splits["train"].append(splits["test"].pop())
-    return splits
 
 
 def export_training(config: PipelineConfig, workspace_path: Path, progress: ProgressFn = no_progress) -> dict:
@@ -59,13 +47,10 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
     min_tier = config.get("collect.export_min_tier")
     workspace = Workspace.open(workspace_path)
     folder = workspace.path(*FOLDER)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute("SELECT id, content_hash, source, format, record_json, tier, quality_score, dropped,"
                             " sensitive, duplicate_of, tokens, human_reviewed, source_time FROM examples"
                             " ORDER BY id").fetchall()
-    finally:
-        conn.close()
     excluded: Counter = Counter()
     candidates = []
     for row in rows:
@@ -115,11 +100,9 @@ def export_training(config: PipelineConfig, workspace_path: Path, progress: Prog
         if folder.exists():
             shutil.rmtree(folder)  # a stale export would be trained on as if it were current
         return result
-    splits = _balanced_splits([row["content_hash"] for row in chosen])
     with building_folder(folder) as staging:
-        for name in SPLITS:
-            if splits[name]:
-                write_atomic(staging / f"{name}.jsonl", "".join(lines[index] + "\n" for index in splits[name]))
+        splits = write_mlx_splits(staging, lines, [row["content_hash"] for row in chosen], VALID_FRACTION,
+                                  TEST_FRACTION)
         (staging / "by_source").mkdir()
         for source, source_lines in native.items():
             write_atomic(staging / "by_source" / f"{source}.jsonl", "".join(line + "\n" for line in source_lines))

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from engine.clock import now_iso
 from engine.config import DEFAULT_MIN_CONFIDENCE
+from engine.dataset.mlx import write_mlx_splits
 from engine.dataset.redact import redact_record
-from engine.dataset.split import split_by_hash
 from engine.dataset.validate import PairAnalysis, analyze_dataset
 from engine.errors import StudioError
 from engine.files import write_atomic
 from engine.formats import dumps_line, to_completion
 from engine.progress import ProgressFn, no_progress
-from engine.records import TIERS
+from engine.records import SPLITS, TIERS
 from engine.store import Workspace
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -93,21 +93,12 @@ def export_dataset(path: str | Path, workspace: Workspace, name: str = "default"
             record = redact_record(record, pair.findings)
             redacted += 1
         lines.append(dumps_line(to_completion(record)))
-    splits = split_by_hash([pair.pair_hash for pair in chosen], valid_fraction, test_fraction)
-    counts = {split_name: len(splits[split_name]) for split_name in ("train", "valid", "test")}
+    splits = write_mlx_splits(folder, lines, [pair.pair_hash for pair in chosen], valid_fraction, test_fraction)
+    counts = {split_name: len(splits[split_name]) for split_name in SPLITS}
     preview = [json.loads(lines[i]) for i in splits["train"][:3]]
     result = ExportResult(str(folder), counts, redacted, dict(excluded.most_common()), preview)
     summary = {key: value for key, value in result.to_dict().items() if key != "preview"}
     manifest = {**summary, "source": str(analysis.path), "min_tier": min_tier,
                 "exported_at": now_iso("seconds"), "format": "completions"}
-    # Every file's bytes first, so a problem in any of them leaves the folder as it was, not half-written.
-    files = {f"{split_name}.jsonl": "".join(lines[i] + "\n" for i in splits[split_name]).encode("utf-8")
-             for split_name in counts if counts[split_name]}
-    files["export.json"] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
-    for name, data in files.items():
-        write_atomic(folder / name, data)
-    for split_name in counts:
-        stale = folder / f"{split_name}.jsonl"
-        if not counts[split_name] and stale.exists():
-            stale.unlink()  # a stale test.jsonl from an earlier export would be trained on as if current
+    write_atomic(folder / "export.json", json.dumps(manifest, indent=2) + "\n")
     return result

@@ -11,10 +11,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+
+from engine.dataset.mlx import remove_mlx_splits, write_mlx_splits
 from engine.dataset.sensitive import scan_record
-from engine.dataset.split import split_by_hash
 from engine.files import write_atomic
 from engine.formats import dumps_line, pair_hash, to_completion
+from engine.linking.threshold import passes
 
 MAX_CONTEXT_CHARS = 2000  # per linked item: enough to explain a change, not a whole screen dump
 _HEADERS = {"ocr": "Screen Context from {app} - {window}", "ui": "Screen Context from {app} - {window}",
@@ -51,19 +54,34 @@ def _sources_of(conn: sqlite3.Connection, representative_ids: list[int]) -> dict
     return found
 
 
+def _kept_links(conn: sqlite3.Connection, run_id: int, min_confidence: float, top_k: int) -> list[dict]:
+    """The run's links that pass the threshold (engine.linking.threshold.passes, the one rule), with their knowledge
+    item, ordered by commit and rank."""
+    links = conn.execute(
+        "SELECT commit_sha, rank, confidence, semantic, keyword, time_score, reference, knowledge_id FROM links"
+        " WHERE run_id = ? ORDER BY commit_sha, rank", (run_id,)).fetchall()
+    mask = passes(np.array([row["rank"] for row in links], dtype=np.int64),
+                  np.array([row["confidence"] for row in links], dtype=np.float64), min_confidence, top_k)
+    kept = [row for row, keep in zip(links, mask, strict=True) if keep]
+    items: dict[int, dict] = {}
+    ids = sorted({row["knowledge_id"] for row in kept})
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        for item in conn.execute("SELECT id, knowledge_type, text, app_name, window_name, timestamp FROM knowledge"
+                                 f" WHERE id IN ({','.join('?' * len(part))})", part):
+            items[item["id"]] = dict(item)
+    return [{key: row[key] for key in ("commit_sha", "confidence", "semantic", "keyword", "time_score", "reference")}
+            | items[row["knowledge_id"]] for row in kept]
+
+
 def build_pairs(conn: sqlite3.Connection, run_id: int, min_confidence: float, top_k: int,
                 contexts: list[list[str]] | None = None) -> list[dict]:
     """The pairs of a stored link run at this threshold and top-k, in commit time order. `contexts`, when given,
     receives each pair's context blocks (one per linked item), which `write_mlx_folder` scans once each."""
-    links = conn.execute(
-        "SELECT l.commit_sha, l.confidence, l.semantic, l.keyword, l.time_score, l.reference, k.id,"
-        " k.knowledge_type, k.text, k.app_name, k.window_name, k.timestamp FROM links l"
-        " JOIN knowledge k ON k.id = l.knowledge_id"
-        " WHERE l.run_id = ? AND l.rank <= ? AND l.confidence >= ? ORDER BY l.commit_sha, l.rank",
-        (run_id, top_k, min_confidence)).fetchall()
+    links = _kept_links(conn, run_id, min_confidence, top_k)
     by_commit: dict[str, list] = {}
     for row in links:
-        by_commit.setdefault(row["commit_sha"], []).append(dict(row))
+        by_commit.setdefault(row["commit_sha"], []).append(row)
     if not by_commit:
         return []
     sources = _sources_of(conn, sorted({row["id"] for rows in by_commit.values() for row in rows}))
@@ -145,24 +163,18 @@ def _flagged(pairs: list[dict], contexts: list[list[str]] | None, workspace) -> 
 
 def write_mlx_folder(pairs: list[dict], folder: Path, valid_fraction: float = 0.1,
                      contexts: list[list[str]] | None = None, workspace=None) -> tuple[Path | None, dict]:
-    """train.jsonl and valid.jsonl of mlx-lm completions lines (engine.dataset.export's format and hash split, so
-    a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two pairs write nothing
-    (and remove stale files, which would otherwise be trained on as if current)."""
+    """train.jsonl and valid.jsonl of mlx-lm completions lines, through the one MLX writer (engine.dataset.mlx:
+    the hash split, so a pair keeps its split across runs). mlx-lm needs both files non-empty, so fewer than two
+    pairs write nothing (and remove stale files, which would otherwise be trained on as if current)."""
     folder = Path(folder)
-    targets = {name: folder / f"{name}.jsonl" for name in ("train", "valid")}
     # Nothing unsafe reaches training: a pair with possible sensitive data waits for review (Validation page,
     # `python -m engine validate`, then `export`) instead of going straight into the MLX folder.
     flagged = _flagged(pairs, contexts, workspace)
     safe = [pair for pair, held in zip(pairs, flagged, strict=True) if not held]
     held = len(pairs) - len(safe)
-    pairs = safe
-    if len(pairs) < 2:
-        for target in targets.values():
-            if target.exists():
-                target.unlink()
+    if len(safe) < 2:
+        remove_mlx_splits(folder)
         return None, {"train": 0, "valid": 0, "held_for_review": held}
-    lines = [dumps_line(to_completion(pair)) for pair in pairs]
-    splits = split_by_hash([pair_hash(pair) for pair in pairs], valid_fraction, 0.0)
-    for name, target in targets.items():
-        write_atomic(target, "".join(lines[index] + "\n" for index in splits[name]))
-    return folder, {**{name: len(splits[name]) for name in targets}, "held_for_review": held}
+    splits = write_mlx_splits(folder, [dumps_line(to_completion(pair)) for pair in safe],
+                              [pair_hash(pair) for pair in safe], valid_fraction, 0.0)
+    return folder, {"train": len(splits["train"]), "valid": len(splits["valid"]), "held_for_review": held}

@@ -58,8 +58,7 @@ def evaluate_run(workspace_path: Path, run_id: int, truth: dict[str, set[str]], 
                  top_k: int) -> LinkQuality:
     """Score the links of a stored run at a threshold and top-k against `truth`."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         mode = conn.execute("SELECT mode FROM link_runs WHERE id = ?", (run_id,)).fetchone()[0]
         kept = filter_links(load_links(conn, run_id), min_confidence, top_k)
         sources_of: dict[int, set[str]] = {}
@@ -68,8 +67,6 @@ def evaluate_run(workspace_path: Path, run_id: int, truth: dict[str, set[str]], 
             " JOIN knowledge_sources s ON s.knowledge_id = g.knowledge_id"
         ):
             sources_of.setdefault(representative, set()).add(source_id)
-    finally:
-        conn.close()
     true_items = {sha: {item for item, sources in sources_of.items() if sources & wanted}
                   for sha, wanted in truth.items()}
     correct = 0

@@ -8,11 +8,12 @@
    that the link is right (engine.linking.model). Only what can change a decision is embedded: commits with no
    knowledge in their window are not, and of a commit message only its first window;
    `semantic` / `hybrid`: the seeds' matchers (engine.linking.matcher), their scores calibrated by the same model;
-3. stores the best candidates per commit with their confidence and evidence in one link run;
-4. builds one pair per (commit, changed code file) from the links at min_confidence / top_k and writes
-   `paths.output_file` plus the mlx-lm folder `data/` beside it.
-A confidence is a probability: among links at 0.8, about 8 in 10 are right, in every mode. A threshold or top-k
-change later is a filter over the stored run (`filter_links`): nothing is embedded or scored again.
+3. stores the best candidates per commit with their confidence and evidence in one link run (the linking stage's
+   own tables in the workspace) and reports what the links at min_confidence / top_k would give.
+Linking never writes a dataset: engine.pipeline builds the pairs from the stored run and writes them.
+A confidence is a probability: among links at 0.8, about 8 in 10 are right, in every mode. Which links count at a
+threshold is decided by `passes`, the one rule the pairs, the counts, the evaluation and the Linking page share; a
+threshold or top-k change later is a filter over the stored run: nothing is embedded or scored again.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from engine.linking.matcher import MODES, MatchParams, match
 from engine.linking.matcher import CommitSide as SeedCommitSide
 from engine.linking.matcher import KnowledgeSide as SeedKnowledgeSide
 from engine.linking.model import LinkModel, load_model
+from engine.linking.threshold import passes
 from engine.progress import ProgressFn, no_progress
 from engine.store import Workspace
 
@@ -73,8 +75,9 @@ class LinkResult:
     confidence_mean: float | None
     confidence_min: float | None
     confidence_max: float | None
-    output_file: str | None
-    mlx_folder: str | None
+    # what engine.pipeline wrote from this run (linking itself writes no dataset)
+    output_file: str | None = None
+    mlx_folder: str | None = None
     mlx_counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     embedding_runtime: str | None = None  # "numpy" (small jobs, no torch import) or "torch"; None if all cached
@@ -354,10 +357,10 @@ def seed_links(conn, embedder, config: PipelineConfig, mode: str, commits: list[
 def link(
     config: PipelineConfig, workspace_path: Path, mode: str | None = None, min_confidence: float | None = None,
     top_k: int | None = None, progress: ProgressFn = no_progress, *, embedder=None,
-    candidates: int = DEFAULT_CANDIDATES, write_outputs: bool = True, model: LinkModel | None = None,
-    executor=None,
+    candidates: int = DEFAULT_CANDIDATES, model: LinkModel | None = None, executor=None,
 ) -> LinkResult:
-    """Link the workspace's commits to its knowledge; store the run; write the pairs. `embedder` overrides the
+    """Link the workspace's commits to its knowledge and store the run (no dataset is written: engine.pipeline
+    does that); `pairs` counts the pairs the links at min_confidence / top_k give. `embedder` overrides the
     configured model (tests pass a fake); `candidates` is how many scored links are kept per commit; `model` the
     link model (default: the shipped one); `executor` (engine.executor, default local) computes the near-duplicate
     signatures and the embeddings, while every write stays here."""
@@ -367,8 +370,7 @@ def link(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         commits = _commit_rows(conn)
         if not commits:
             raise LinkingError("The workspace has no commits with code changes yet; run extract on a config whose "
@@ -405,34 +407,20 @@ def link(
                                     scored, model)
         seconds["store"] = time.perf_counter() - clock
 
-        clock = time.perf_counter()
-        from engine.dataset.pairs import build_pairs, write_mlx_folder, write_pairs
-
-        progress("writing pairs", 0, None)
-        contexts: list[list[str]] = []
-        pairs = build_pairs(conn, run_id, min_confidence, top_k, contexts)
-        output_file = mlx_folder = None
-        mlx_counts: dict[str, int] = {}
-        if write_outputs:
-            output_file = write_pairs(pairs, config.output_file)
-            mlx_folder, mlx_counts = write_mlx_folder(pairs, config.output_file.parent / "data",
-                                                       float(config.get("linking.valid_fraction")), contexts,
-                                                       workspace)
-        seconds["pairs"] = time.perf_counter() - clock
         kept = filter_links(load_links(conn, run_id), min_confidence, top_k)
         confidences = kept["confidence"].to_numpy()
+        files = {commit["sha"]: len(commit["files"]) for commit in commits}
+        pairs = sum(files.get(sha, 0) for sha in kept["commit_sha"].unique())  # one per (commit, code file)
         result = LinkResult(
             run_id=run_id, mode=mode, model=embedder.model_id, min_confidence=min_confidence, top_k=top_k,
             commits=len(commits), knowledge_items=conn.execute("SELECT COUNT(*) FROM knowledge").fetchone()[0],
             knowledge_sources=conn.execute("SELECT COUNT(*) FROM knowledge_sources").fetchone()[0],
             representatives=len(items), near_duplicates_merged=merged_total, embedded_texts=stats.embedded_texts,
             cached_texts=stats.cached, chunked_texts=stats.chunked_texts, stored_links=stored,
-            kept_links=len(kept), linked_commits=int(kept["commit_sha"].nunique()), pairs=len(pairs),
+            kept_links=len(kept), linked_commits=int(kept["commit_sha"].nunique()), pairs=pairs,
             confidence_mean=float(confidences.mean()) if len(confidences) else None,
             confidence_min=float(confidences.min()) if len(confidences) else None,
             confidence_max=float(confidences.max()) if len(confidences) else None,
-            output_file=str(output_file) if output_file else None,
-            mlx_folder=str(mlx_folder) if mlx_folder else None, mlx_counts=mlx_counts,
             seconds={name: round(value, 3) for name, value in seconds.items()}, embedding_runtime=stats.runtime,
             capped_texts=stats.capped_texts, candidate_commits=scored.candidate_commits,
             candidates=scored.candidates,
@@ -440,8 +428,13 @@ def link(
         )
         conn.execute("UPDATE link_runs SET stats_json = ? WHERE id = ?", (json.dumps(result.to_dict()), run_id))
         return result
-    finally:
-        conn.close()
+
+
+def save_run_stats(workspace_path: Path, result: LinkResult) -> None:
+    """Store `result` as its run's stats (what the pipeline adds after writing the pairs: their count, files,
+    MLX counts and time), so the run's record says what it produced."""
+    with Workspace.open(workspace_path).connection() as conn:
+        conn.execute("UPDATE link_runs SET stats_json = ? WHERE id = ?", (json.dumps(result.to_dict()), result.run_id))
 
 
 def _store_run(workspace, conn, mode, candidates, config, embedding_model, commits, items, scored: Scored,
@@ -497,9 +490,8 @@ def load_links(conn, run_id: int) -> pd.DataFrame:
 
 
 def filter_links(links: pd.DataFrame, min_confidence: float, top_k: int) -> pd.DataFrame:
-    """The links a pair would use: rank <= top_k and confidence >= min_confidence (a mask, no recomputation)."""
-    mask = (links["rank"].to_numpy() <= top_k) & (links["confidence"].to_numpy() >= np.float32(min_confidence))
-    return links[mask]
+    """The links a pair would use (`passes`: a mask over the stored run, no recomputation)."""
+    return links[passes(links["rank"].to_numpy(), links["confidence"].to_numpy(), min_confidence, top_k)]
 
 
 def latest_run(workspace_path: Path) -> dict | None:
@@ -507,11 +499,8 @@ def latest_run(workspace_path: Path) -> dict | None:
     if not (Path(workspace_path) / "studio.db").exists():
         return None
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         row = conn.execute("SELECT * FROM link_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
     if not row:
         return None
     return {"id": row["id"], "mode": row["mode"], "model": row["model"], "started_at": row["started_at"],
@@ -531,8 +520,7 @@ class RunTables:
 
 def load_run_tables(workspace_path: Path, run_id: int) -> RunTables:
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         links = load_links(conn, run_id)
         if links.empty and not conn.execute("SELECT 1 FROM link_runs WHERE id = ?", (run_id,)).fetchone():
             raise LinkingError(f"There is no link run {run_id} in {workspace_path}; run link first.")
@@ -542,8 +530,6 @@ def load_run_tables(workspace_path: Path, run_id: int) -> RunTables:
         knowledge = pd.read_sql_query(
             "SELECT id, knowledge_type, COALESCE(NULLIF(window_name, ''), substr(text, 1, 100)) AS label"
             " FROM knowledge WHERE id IN (SELECT knowledge_id FROM links WHERE run_id = ?)", conn, params=(run_id,))
-    finally:
-        conn.close()
     return RunTables(run_id, links, commits, knowledge.set_index("id"))
 
 
@@ -565,8 +551,9 @@ def threshold_neighbours(tables: RunTables, min_confidence: float, top_k: int, c
     """The `count` links just above (kept) and just below (dropped) min_confidence among each commit's top_k,
     with the commit's subject and the item's label: what a small slider move adds or drops."""
     ranked = tables.links[tables.links["rank"] <= top_k]
-    above = ranked[ranked["confidence"] >= np.float32(min_confidence)].nsmallest(count, "confidence")
-    below = ranked[ranked["confidence"] < np.float32(min_confidence)].nlargest(count, "confidence")
+    kept = passes(ranked["rank"].to_numpy(), ranked["confidence"].to_numpy(), min_confidence, top_k)
+    above = ranked[kept].nsmallest(count, "confidence")
+    below = ranked[~kept].nlargest(count, "confidence")
     subjects = tables.commits.set_index("sha")["message"].map(lambda text: text.strip().split("\n", 1)[0][:80])
     labels = tables.knowledge["label"] if tables.knowledge is not None else pd.Series(dtype=str)
 
@@ -583,8 +570,7 @@ def threshold_neighbours(tables: RunTables, min_confidence: float, top_k: int, c
 def commit_detail(workspace_path: Path, sha: str) -> dict:
     """One commit with its code files (path, change type, added code) for the pair browser."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         commit = conn.execute("SELECT sha, repo, message, author, timestamp FROM commits WHERE sha = ?",
                               (sha,)).fetchone()
         if commit is None:
@@ -592,22 +578,17 @@ def commit_detail(workspace_path: Path, sha: str) -> dict:
         files = [dict(row) for row in conn.execute(
             "SELECT path, change_type, added_lines, added_code FROM file_changes WHERE commit_sha = ? ORDER BY path",
             (sha,))]
-    finally:
-        conn.close()
     return {**dict(commit), "files": files}
 
 
 def evidence_for(workspace_path: Path, run_id: int, sha: str) -> list[dict]:
     """The stored candidates of one commit, best first, with their text and where and when they were seen."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         rows = conn.execute(
             "SELECT l.rank, l.confidence, l.semantic, l.keyword, l.time_score, l.reference, l.evidence_json,"
             " k.id, k.knowledge_type, k.text, k.app_name, k.window_name, k.browser_url, k.timestamp"
             " FROM links l JOIN knowledge k ON k.id = l.knowledge_id WHERE l.run_id = ? AND l.commit_sha = ?"
             " ORDER BY l.rank", (run_id, sha)).fetchall()
-    finally:
-        conn.close()
     return [{**{key: row[key] for key in row.keys() if key != "evidence_json"},
              "evidence": json.loads(row["evidence_json"] or "{}")} for row in rows]

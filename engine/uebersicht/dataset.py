@@ -26,6 +26,7 @@ from engine.dataset.gate import content_key, gate_records
 from engine.dataset.tokens import get_tokenizer
 from engine.errors import StudioError
 from engine.files import write_atomic
+from engine.records import SPLITS
 from engine.store import Workspace
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import example_problems, serialize_example
@@ -34,7 +35,6 @@ from engine.uebersicht.evaluate import WidgetSource, evaluated_model, load_strat
 from engine.uebersicht.report import read_report
 from engine.uebersicht.training_config import TrainingConfig, build_example, load_training_config
 
-SPLITS = ("train", "valid", "test")
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from engine.errors import StudioError
+from engine.records import SPLITS
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import validate_jsonl
-from engine.uebersicht.dataset import SPLITS
 from engine.uebersicht.download import is_downloaded, read_download_log
 from engine.uebersicht.evaluate import load_strategy
 from engine.uebersicht.manifest import load_manifest
@@ -121,11 +120,3 @@ def list_datasets(paths: WidgetPaths) -> list[DatasetSummary]:
         found.append(DatasetSummary(folder.name, counts, problems, info))
     return found
 
-
-def read_split(paths: WidgetPaths, set_name: str, split: str) -> list[list[dict]]:
-    """The examples of one split, parsed (for previews)."""
-    path = paths.datasets / set_name / f"{split}.jsonl"
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise StudioError(f"The dataset file {path} cannot be read ({exc}).") from exc
