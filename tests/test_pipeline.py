@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import pytest
-from engine.ops.tasks import task_status
 from streamlit.testing.v1 import AppTest
 
 from engine.config import PipelineConfig
 from engine.linking.link import filter_links, link, link_counts, load_links, load_run_tables
 from engine.linking.threshold import passes
 from engine.pipeline import link_and_write
+from engine.processes import task_status
 from engine.store import Workspace
 from tests.conftest import ROOT
 from tests.linking_fixtures import copy_world, prepared_world

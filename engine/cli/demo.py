@@ -6,20 +6,20 @@ import argparse
 import time
 from pathlib import Path
 
+from engine.cli import add_verb
 from engine.text import plural
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="build the demo workspace (screenpipe db, git repo, docs, config) and print its config path",
-        description="Build a small, deterministic demo world to try the studio on; prints the config path.",
-    )
+    parser = add_verb(
+        subparsers, "demo", run,
+        help="build the demo workspace (screenpipe db, git repo, docs, config) and print its config path",
+        description="Build a small, deterministic demo world to try the studio on; prints the config path.")
     parser.add_argument("--dir", default="data/demo", help="where to build it (default: data/demo)")
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
     parser.add_argument("--prepare", action="store_true",
                         help="also extract, link and collect it and convert the default base model, so every page "
                              "has something to show (what `make run` does); prints a short summary")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

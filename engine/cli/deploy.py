@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import CONFIG_HELP, WORKSPACE_HELP, workspace_of
+from engine.cli import CONFIG_HELP, WORKSPACE_HELP, add_verb, workspace_of
 from engine.processes import current_task
 from engine.store import Workspace
 from engine.training import deploy as versions
@@ -14,10 +14,10 @@ VERBS = ("deploy", "list", "current", "rollback", "canary", "promote", "abort", 
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "deploy", help="Deploy trained adapters as versions; list, current, rollback, canary, promote, stats.",
-        description="Versions of deployed adapters, with checksums, canary releases and automatic rollback.",
-    )
+    parser = add_verb(
+        subparsers, "deploy", run,
+        help="Deploy trained adapters as versions; list, current, rollback, canary, promote, stats.",
+        description="Versions of deployed adapters, with checksums, canary releases and automatic rollback.")
     parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--workspace", help=WORKSPACE_HELP)
     actions = parser.add_subparsers(dest="action", metavar="{" + ",".join(VERBS) + "}", required=True)
@@ -51,7 +51,6 @@ def register(subparsers) -> None:
     common(actions.add_parser("promote", help="make the running canary the current version"))
     common(actions.add_parser("abort", help="end the running canary; it is marked rolled back"))
     common(actions.add_parser("stats", help="versions, deployments, rollbacks and canary traffic"))
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

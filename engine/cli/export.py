@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import number_in
+from engine.cli import add_verb, number_in
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.export import export_dataset
 from engine.progress import TqdmProgress
@@ -16,10 +16,10 @@ from engine.records import TIERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write the cleaned dataset as an mlx-lm folder (train/valid/test.jsonl)",
-        description="Export usable, reviewed pairs as prompt/completion lines for mlx_lm.lora --data.",
-    )
+    parser = add_verb(
+        subparsers, "export", run,
+        help="write the cleaned dataset as an mlx-lm folder (train/valid/test.jsonl)",
+        description="Export usable, reviewed pairs as prompt/completion lines for mlx_lm.lora --data.")
     add_input_arguments(parser)
     parser.add_argument("--name", default="default", help="dataset name: writes <workspace>/datasets/NAME/")
     parser.add_argument("--out", help="write to this folder instead")
@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--valid-fraction", type=number_in(0, 1), default=0.1)
     parser.add_argument("--test-fraction", type=number_in(0, 1), default=0.1)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,16 +9,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from engine.cli import add_config_arguments, workspace_of
+from engine.cli import add_config_arguments, add_verb, workspace_of
 from engine.store import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="answer a prompt with a base model, an adapter folder or a deployed version (streaming)",
+    parser = add_verb(
+        subparsers, "generate", run,
+        help="answer a prompt with a base model, an adapter folder or a deployed version (streaming)",
         description="Stream an answer from a base model, or from a base model with a LoRA adapter. The prompt is "
-                    "laid out as the adapter's training data was (chat template, prompt/completion, or text).",
-    )
+                    "laid out as the adapter's training data was (chat template, prompt/completion, or text).")
     parser.add_argument("--model", help="base model: a folder, a hub id, or empty for the offline default "
                         "($STUDIO_CHAT_BASE_MODEL or smollm2-135m-instruct); with an adapter, its own base by default")
     which = parser.add_mutually_exclusive_group()
@@ -34,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--raw", action="store_true", help="send the prompt exactly as typed, with no layout")
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the answer and its timings as JSON at the end")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

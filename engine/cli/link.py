@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, config_and_workspace, number_in
+from engine.cli import add_config_arguments, add_verb, config_and_workspace, number_in
 from engine.config import MAX_TOP_K
 from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.linking.link import LinkResult
@@ -17,11 +17,11 @@ from engine.progress import TqdmProgress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "link", help="extract (incremental), link commits to knowledge, write training pairs and the MLX folder",
+    parser = add_verb(
+        subparsers, "link", run,
+        help="extract (incremental), link commits to knowledge, write training pairs and the MLX folder",
         description="Read new source rows, link every commit to the screens, audio and docs that explain it, and "
-                    "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.",
-    )
+                    "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.")
     add_config_arguments(parser)
     parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
     parser.add_argument("--min-confidence", type=number_in(0, 1), help="keep links at or above this (default: the "
@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-extract", action="store_true", help="link what the workspace holds, read nothing new")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_executor_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def format_summary(result: LinkResult) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, workspace_of
+from engine.cli import add_config_arguments, add_verb, workspace_of
 from engine.errors import StudioError
 from engine.store import Workspace
 from engine.training.launcher import DEFAULT_PRESET, PARAMETER_HELP, PRESETS, plan_run, saved_presets, start_run
@@ -31,11 +31,11 @@ def _help(text: str | None) -> str | None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train", help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
+    parser = add_verb(
+        subparsers, "train", run,
+        help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
         description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --training-config YAML < "
-                    "flags.",
-    )
+                    "flags.")
     add_config_arguments(parser)
     parser.add_argument("--data", help="MLX data folder with train.jsonl and valid.jsonl (and test.jsonl)")
     parser.add_argument("--model", default=None,
@@ -58,7 +58,6 @@ def register(subparsers) -> None:
     parser.add_argument("--show", metavar="RUN_ID", help="show one run with its metrics")
     parser.add_argument("--stop", metavar="RUN_ID", help="stop a running run")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
