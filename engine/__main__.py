@@ -1,7 +1,9 @@
 """`python -m engine <verb>`: the command line over the same functions the pages call.
 
-Every module in engine/cli/ that defines `register(subparsers)` adds one verb; this file only dispatches and
-turns domain errors into one plain sentence with a non-zero exit.
+Every module in engine/cli/ that defines `arguments(parser)` adds one verb named after the module: its `HELP` is
+the verb's line in `-h`, its `DESCRIPTION` heads `<verb> -h`, `arguments` adds the verb's flags and `run(args)`
+does the work. This file only builds that parser, dispatches, and turns domain errors into one plain sentence
+with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from engine.store import BUSY_TIMEOUT_SECONDS, is_busy
 
 def build_parser() -> argparse.ArgumentParser:
     import engine.cli as cli_package
+    from engine.cli import add_verb
 
     parser = argparse.ArgumentParser(
         prog="python -m engine",
@@ -29,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", title="verbs")
     for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda module: module.name):
         module = importlib.import_module(f"engine.cli.{info.name}")
-        if hasattr(module, "register"):
-            module.register(subparsers)
+        if hasattr(module, "arguments"):
+            verb = add_verb(subparsers, info.name, getattr(module, "run", None), help=module.HELP,
+                            description=module.DESCRIPTION)
+            module.arguments(verb)
     return parser
 
 

@@ -18,12 +18,14 @@ WORKSPACE_HELP = ("workspace folder (default: $STUDIO_WORKSPACE, else the config
                   "data/workspace)")
 
 
-def add_verb(subparsers: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
+def add_verb(subparsers: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int] | None, *,
              help: str, description: str) -> argparse.ArgumentParser:
     """The parser of one verb: `help` is its line in `python -m engine -h`, `description` heads `<verb> -h`, and
-    `run(args)` is what the verb does (its exit code). The caller adds the verb's own arguments to the parser."""
+    `run(args)` is what the verb does (its exit code; None when the verb's steps set their own). The caller adds
+    the verb's own arguments to the parser."""
     parser = subparsers.add_parser(name, help=help, description=description)
-    parser.set_defaults(func=run)
+    if run is not None:
+        parser.set_defaults(func=run)
     return parser
 
 

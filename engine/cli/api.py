@@ -12,19 +12,19 @@ import argparse
 import os
 import socket
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.errors import StudioError
 
 LOCALHOST_NAMES = {"localhost", "localhost.localdomain"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "api", run,
-        help="serve the REST API (stats, scheduler jobs, training) over HTTP",
-        description="""Serve the REST API for one config and workspace; OpenAPI docs at /docs. Loopback by default;
-        binding to another address needs a token, which every /api request must then send as `Authorization: Bearer
-        <token>`.""")
+HELP = "serve the REST API (stats, scheduler jobs, training) over HTTP"
+DESCRIPTION = """Serve the REST API for one config and workspace; OpenAPI docs at /docs. Loopback by default;
+    binding to another address needs a token, which every /api request must then send as `Authorization: Bearer
+    <token>`."""
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.collect import CollectResult, collect
 from engine.config import COLLECT_SOURCES
 from engine.progress import TqdmProgress
@@ -14,13 +14,13 @@ from engine.records import TIERS
 MAX_DETAILS = 3
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "collect", run,
-        help="turn commits, docs, conversation logs and linked pairs into tagged training examples",
-        description="""Collect training examples from what the workspace holds (run extract first; link for linked
-        pairs) and from collect.conversation_logs. Each example is stored once with its source, format, quality tier
-        and token count; a second run adds only what is new.""")
+HELP = "turn commits, docs, conversation logs and linked pairs into tagged training examples"
+DESCRIPTION = """Collect training examples from what the workspace holds (run extract first; link for linked
+    pairs) and from collect.conversation_logs. Each example is stored once with its source, format, quality tier
+    and token count; a second run adds only what is new."""
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--sources", help=f"comma-separated, from {','.join(COLLECT_SOURCES)} "
                         "(default: the config's collect.sources)")

@@ -6,15 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from engine.cli import add_verb
 from engine.text import plural
 
+HELP = "build the demo workspace (screenpipe db, git repo, docs, config) and print its config path"
+DESCRIPTION = "Build a small, deterministic demo world to try the studio on; prints the config path."
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "demo", run,
-        help="build the demo workspace (screenpipe db, git repo, docs, config) and print its config path",
-        description="Build a small, deterministic demo world to try the studio on; prints the config path.")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default="data/demo", help="where to build it (default: data/demo)")
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
     parser.add_argument("--prepare", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import CONFIG_HELP, WORKSPACE_HELP, add_verb, workspace_of
+from engine.cli import CONFIG_HELP, WORKSPACE_HELP, workspace_of
 from engine.processes import current_task
 from engine.store import Workspace
 from engine.training import deploy as versions
@@ -13,11 +13,11 @@ from engine.training import deploy as versions
 VERBS = ("deploy", "list", "current", "rollback", "canary", "promote", "abort", "stats")
 
 
-def register(subparsers) -> None:
-    parser = add_verb(
-        subparsers, "deploy", run,
-        help="Deploy trained adapters as versions; list, current, rollback, canary, promote, stats.",
-        description="Versions of deployed adapters, with checksums, canary releases and automatic rollback.")
+HELP = "Deploy trained adapters as versions; list, current, rollback, canary, promote, stats."
+DESCRIPTION = "Versions of deployed adapters, with checksums, canary releases and automatic rollback."
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--workspace", help=WORKSPACE_HELP)
     actions = parser.add_subparsers(dest="action", metavar="{" + ",".join(VERBS) + "}", required=True)

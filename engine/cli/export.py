@@ -8,18 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_verb, number_in
+from engine.cli import number_in
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.export import export_dataset
 from engine.progress import TqdmProgress
 from engine.records import TIERS
 
+HELP = "write the cleaned dataset as an mlx-lm folder (train/valid/test.jsonl)"
+DESCRIPTION = "Export usable, reviewed pairs as prompt/completion lines for mlx_lm.lora --data."
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "export", run,
-        help="write the cleaned dataset as an mlx-lm folder (train/valid/test.jsonl)",
-        description="Export usable, reviewed pairs as prompt/completion lines for mlx_lm.lora --data.")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--name", default="default", help="dataset name: writes <workspace>/datasets/NAME/")
     parser.add_argument("--out", help="write to this folder instead")

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.extract import ExtractResult, extract
 from engine.progress import TqdmProgress
 
+HELP = "read screenpipe, git and docs into the workspace (incremental)"
+DESCRIPTION = "Read every source in the config into the workspace. A second run reads only new rows."
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "extract", run,
-        help="read screenpipe, git and docs into the workspace (incremental)",
-        description="Read every source in the config into the workspace. A second run reads only new rows.")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_executor_arguments(parser)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, add_verb, workspace_of
+from engine.cli import add_config_arguments, workspace_of
+
+HELP = "export a run's fine-tuned model: a fused MLX folder and a GGUF file for llama.cpp / Ollama"
+DESCRIPTION = ("Fuse a training run's adapter into its base model and write <workspace>/exports/RUN_ID/: the "
+    "MLX folder (mlx-lm, transformers), and a GGUF file with a Modelfile where the architecture and "
+    "tokenizer allow it.")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "fuse", run,
-        help="export a run's fine-tuned model: a fused MLX folder and a GGUF file for llama.cpp / Ollama",
-        description="Fuse a training run's adapter into its base model and write <workspace>/exports/RUN_ID/: the "
-                    "MLX folder (mlx-lm, transformers), and a GGUF file with a Modelfile where the architecture and "
-                    "tokenizer allow it.")
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", help="a run whose adapter is ready (python -m engine train --list)")
     parser.add_argument("--no-gguf", dest="gguf", action="store_false", help="write the MLX folder only")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

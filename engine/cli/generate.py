@@ -9,16 +9,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from engine.cli import add_config_arguments, add_verb, workspace_of
+from engine.cli import add_config_arguments, workspace_of
 from engine.store import Workspace
 
+HELP = "answer a prompt with a base model, an adapter folder or a deployed version (streaming)"
+DESCRIPTION = ("Stream an answer from a base model, or from a base model with a LoRA adapter. The prompt is "
+    "laid out as the adapter's training data was (chat template, prompt/completion, or text).")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "generate", run,
-        help="answer a prompt with a base model, an adapter folder or a deployed version (streaming)",
-        description="Stream an answer from a base model, or from a base model with a LoRA adapter. The prompt is "
-                    "laid out as the adapter's training data was (chat template, prompt/completion, or text).")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="base model: a folder, a hub id, or empty for the offline default "
                         "($STUDIO_CHAT_BASE_MODEL or smollm2-135m-instruct); with an adapter, its own base by default")
     which = parser.add_mutually_exclusive_group()

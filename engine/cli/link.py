@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace, number_in
+from engine.cli import add_config_arguments, config_and_workspace, number_in
 from engine.config import MAX_TOP_K
 from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.linking.link import LinkResult
@@ -15,13 +15,12 @@ from engine.pipeline import extract_and_link
 from engine.processes import current_task
 from engine.progress import TqdmProgress
 
+HELP = "extract (incremental), link commits to knowledge, write training pairs and the MLX folder"
+DESCRIPTION = ("Read new source rows, link every commit to the screens, audio and docs that explain it, and "
+    "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "link", run,
-        help="extract (incremental), link commits to knowledge, write training pairs and the MLX folder",
-        description="Read new source rows, link every commit to the screens, audio and docs that explain it, and "
-                    "write paths.output_file plus train.jsonl / valid.jsonl in data/ beside it.")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
     parser.add_argument("--min-confidence", type=number_in(0, 1), help="keep links at or above this (default: the "

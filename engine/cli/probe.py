@@ -9,19 +9,18 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from engine.cli import add_config_arguments, add_verb, workspace_of
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
 from engine.processes import current_task
 from engine.store import Workspace
 
+HELP = "answer training and held-out pairs with the base and the fine-tuned model, scored vs the code"
+DESCRIPTION = """The seed's test_model.py: n training pairs (should work well) and n held-out pairs (show
+    overfitting) answered by the base model and by base + adapter side by side, each answer scored against the
+    real one with chrF and line overlap."""
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "probe", run,
-        help="answer training and held-out pairs with the base and the fine-tuned model, scored vs the code",
-        description="""The seed's test_model.py: n training pairs (should work well) and n held-out pairs (show
-        overfitting) answered by the base model and by base + adapter side by side, each answer scored against the
-        real one with chrF and line overlap.""")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--version", metavar="V", help="a deployed version: v3, 3, or current")
     which.add_argument("--adapter", metavar="DIR", help="an adapter folder mlx-lm wrote")

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli import add_verb
 from engine.cli.validate import add_input_arguments, resolve_input
 from engine.dataset.review import DECISIONS, default_reviewer, record_decision
 
+HELP = "list the review queue, or record a decision on one pair, example or widget"
+DESCRIPTION = ("Review flagged and sampled pairs, collected examples and widgets: good (keep), bad (drop), "
+    "skip, or redact.")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "review", run,
-        help="list the review queue, or record a decision on one pair, example or widget",
-        description="Review flagged and sampled pairs, collected examples and widgets: good (keep), bad (drop), "
-                    "skip, or redact.")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--collected", action="store_true", help="review the workspace's collected examples")

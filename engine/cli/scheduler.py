@@ -19,7 +19,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.clock import utc_now
 from engine.config import PipelineConfig
 from engine.ops.jobs import JOB_IDS
@@ -34,14 +34,13 @@ from engine.ops.scheduler import (
     scheduler_status,
 )
 
+HELP = "run the collection jobs on a schedule and on change; status, history, run one now"
+DESCRIPTION = """The scheduler runs mining_code, quality_check, dedup_cleanup and export_training on their
+    intervals (config scheduler.jobs, changed with the API or the Pipeline page) and mines as soon as the
+    screenpipe database or a repository changes."""
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "scheduler", run,
-        help="run the collection jobs on a schedule and on change; status, history, run one now",
-        description="""The scheduler runs mining_code, quality_check, dedup_cleanup and export_training on their
-        intervals (config scheduler.jobs, changed with the API or the Pipeline page) and mines as soon as the
-        screenpipe database or a repository changes.""")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("start", "status", "list", "run", "configure", "log"),
                         help="start (foreground), status, list (jobs and recent runs), run --job ID, "
                              "configure --job ID, log --run N")

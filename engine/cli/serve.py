@@ -30,9 +30,11 @@ LAUNCHER = ROOT / "asgi.py"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="start the studio's web app (what `make run` runs)",
-                                   description="Start the web app on http://HOST:PORT (default localhost:8501).")
+HELP = "start the studio's web app (what `make run` runs)"
+DESCRIPTION = "Start the web app on http://HOST:PORT (default localhost:8501)."
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="localhost", help="address to listen on (default: localhost); another "
                         "address needs logins (an [auth] section in .streamlit/secrets.toml)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
@@ -43,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--secrets", help="the secrets.toml holding the [auth] section (default: Streamlit's own "
                         "places: ~/.streamlit/, ./.streamlit/ and the studio's .streamlit/)")
     parser.add_argument("--watch", action="store_true", help="reload pages when their source files change")
-    parser.set_defaults(func=run)
 
 
 def is_loopback(host: str) -> bool:

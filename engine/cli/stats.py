@@ -6,7 +6,7 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from engine.cli import add_config_arguments, add_verb, config_and_workspace
+from engine.cli import add_config_arguments, config_and_workspace
 from engine.config import COLLECT_SOURCES
 from engine.ops import stats
 from engine.records import TIERS
@@ -20,13 +20,13 @@ def _common(parser: argparse.ArgumentParser, days: bool = False, json_flag: bool
         parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "stats", run,
-        help="collected examples: totals, examples per day, source health",
-        description="""Statistics of the examples `collect` stored: totals by source, format and tier, tokens and
-        storage (summary), examples collected per day (daily), each source's health (sources), or all of it as JSON
-        (json). Marked duplicates are not counted.""")
+HELP = "collected examples: totals, examples per day, source health"
+DESCRIPTION = """Statistics of the examples `collect` stored: totals by source, format and tier, tokens and
+    storage (summary), examples collected per day (daily), each source's health (sources), or all of it as JSON
+    (json). Marked duplicates are not counted."""
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     views = parser.add_subparsers(dest="view", metavar="<view>", required=True)
     _common(views.add_parser("summary", help="totals by source, format and tier; readiness to train"))
     _common(views.add_parser("daily", help="examples collected per day"), days=True)

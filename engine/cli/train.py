@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli import add_config_arguments, add_verb, workspace_of
+from engine.cli import add_config_arguments, workspace_of
 from engine.errors import StudioError
 from engine.store import Workspace
 from engine.training.launcher import DEFAULT_PRESET, PARAMETER_HELP, PRESETS, plan_run, saved_presets, start_run
@@ -30,12 +30,12 @@ def _help(text: str | None) -> str | None:
     return text.replace("%", "%%") if text else text
 
 
-def register(subparsers) -> None:
-    parser = add_verb(
-        subparsers, "train", run,
-        help="LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs.",
-        description="Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --training-config YAML < "
-                    "flags.")
+HELP = "LoRA-train a base model on an MLX data folder (mlx-lm, out of process), or list/stop runs."
+DESCRIPTION = ("Train LoRA adapters with mlx-lm. Config layers: defaults < --preset < --training-config YAML < "
+    "flags.")
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--data", help="MLX data folder with train.jsonl and valid.jsonl (and test.jsonl)")
     parser.add_argument("--model", default=None,

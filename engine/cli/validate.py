@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.cli import CONFIG_HELP, WORKSPACE_HELP, add_verb, number_in
+from engine.cli import CONFIG_HELP, WORKSPACE_HELP, number_in
 from engine.config import DEFAULT_MIN_CONFIDENCE
 from engine.dataset.validate import validate_dataset
 from engine.executor import add_executor_arguments, executor_choice, open_executor
@@ -52,11 +52,11 @@ def resolve_input(args: argparse.Namespace) -> tuple[Path, Workspace]:
     return source, Workspace.open(resolve_workspace(args.workspace, configured))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(
-        subparsers, "validate", run,
-        help="check a training_data.jsonl: format, confidence, duplicates, sensitive data, quality",
-        description="Validate training pairs and write the report. Exit status 3 while sensitive data awaits review.")
+HELP = "check a training_data.jsonl: format, confidence, duplicates, sensitive data, quality"
+DESCRIPTION = "Validate training pairs and write the report. Exit status 3 while sensitive data awaits review."
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--report", help="also write the text report to this file")
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON to this file")

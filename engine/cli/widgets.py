@@ -16,13 +16,12 @@ from engine.cli import add_config_arguments, number_in, workspace_of
 from engine.progress import TqdmProgress
 from engine.uebersicht import WidgetPaths
 
+HELP = "Übersicht widget datasets: download, report, prompts, evaluate, create-dataset"
+DESCRIPTION = ("Seed 004's pipeline: download widget archives, analyse them, write prompts, budget tokens, "
+    "and build Apple adapter-format JSONL. Paths default to the seed's names in the current directory.")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "widgets", help="Übersicht widget datasets: download, report, prompts, evaluate, create-dataset",
-        description="Seed 004's pipeline: download widget archives, analyse them, write prompts, budget tokens, "
-        "and build Apple adapter-format JSONL. Paths default to the seed's names in the current directory.",
-    )
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     verbs = parser.add_subparsers(dest="widgets_verb", metavar="<step>", title="steps")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
