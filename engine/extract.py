@@ -285,15 +285,8 @@ def last_extract(workspace_path: Path) -> dict | None:
     """The report of the newest finished extract run in a workspace, or None if there is none yet."""
     if not (workspace_path / "studio.db").exists():
         return None
-    workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
-        row = conn.execute(
-            "SELECT started_at, status, report_json FROM extract_runs WHERE status != 'running'"
-            " ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    finally:
-        conn.close()
+    row = Workspace.open(workspace_path).row(
+        "SELECT started_at, status, report_json FROM extract_runs WHERE status != 'running' ORDER BY id DESC LIMIT 1")
     if not row:
         return None
     report = json.loads(row["report_json"] or "{}")

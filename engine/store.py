@@ -177,12 +177,7 @@ class Workspace:
         return applied_now
 
     def schema_version(self) -> int:
-        conn = self.connect()
-        try:
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-            return int(row[0] or 0)
-        finally:
-            conn.close()
+        return int(self.row("SELECT MAX(version) FROM schema_migrations")[0] or 0)
 
     def path(self, *parts: str) -> Path:
         """A path inside the workspace (datasets/<name>, runs/<id>, models, versions, ...)."""

@@ -49,8 +49,7 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
     """Re-score every example; returns {"checked", "by_tier", "changed" (tier changed), "rescored" (score or
     reasons changed), "dropped", "human_reviewed", "checked_at"}."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         total = conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
         updates, by_tier, changed, checked = [], Counter(), 0, 0
         for rows in _batches(conn, "content_hash, source, format, record_json, tier, quality_score, quality_reasons,"
@@ -79,8 +78,6 @@ def quality_check(config: PipelineConfig, workspace_path: Path, progress: Progre
             conn.execute("UPDATE examples SET checked_at = ?", (checked_at,))
             dropped = conn.execute("SELECT COUNT(*) FROM examples WHERE dropped = 1").fetchone()[0]
             reviewed = conn.execute("SELECT COUNT(*) FROM examples WHERE human_reviewed = 1").fetchone()[0]
-    finally:
-        conn.close()
     return {"checked": checked, "by_tier": {tier: by_tier.get(tier, 0) for tier in TIERS}, "changed": changed,
             "rescored": len(updates), "dropped": dropped, "human_reviewed": reviewed, "checked_at": checked_at}
 
@@ -94,8 +91,7 @@ def dedup_cleanup(config: PipelineConfig, workspace_path: Path, progress: Progre
     """Mark exact and near duplicates among all examples; returns {"checked", "duplicates_marked" (newly marked),
     "duplicates_cleared" (no longer duplicates), "duplicates_total", "exact", "near", "by_source"}."""
     workspace = Workspace.open(workspace_path)
-    conn = workspace.connect()
-    try:
+    with workspace.connection() as conn:
         total = conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
         # Pass 1: only examples that share an answer can be duplicates (find_duplicates compares nothing else).
         by_answer: dict[str, list[int]] = {}
@@ -130,8 +126,6 @@ def dedup_cleanup(config: PipelineConfig, workspace_path: Path, progress: Progre
         changes += [(None, example) for example in marked_before if example not in target]
         with workspace.transaction(conn):
             conn.executemany("UPDATE examples SET duplicate_of = ? WHERE id = ?", changes)
-    finally:
-        conn.close()
     kinds = Counter(duplicate.kind for duplicate in found)
     return {"checked": checked, "duplicates_marked": sum(1 for example in target if example not in marked_before),
             "duplicates_cleared": sum(1 for example in marked_before if example not in target),
