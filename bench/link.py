@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
     cpu_started = time.process_time()
     from engine.config import PipelineConfig
     from engine.extract import extract
+    from engine.linking.accuracy import evaluate_run, load_truth
     from engine.linking.embedder import load_embedder
-    from engine.linking.evaluate import evaluate_run, load_truth
     from engine.linking.link import filter_links, link_counts, load_run_tables
     from engine.pipeline import link_and_write
 

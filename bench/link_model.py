@@ -85,7 +85,7 @@ def load_set(path: Path, seed_modes: bool = True) -> LabelledSet:
                 seed[mode] = (found.rows, found.cols, found.confidence, None)
     finally:
         conn.close()
-    from engine.linking.evaluate import load_truth
+    from engine.linking.accuracy import load_truth
 
     truth = load_truth(path / "truth.json" if (path / "truth.json").exists() else path / "ground_truth.json")
     meta_path = path / "truth_meta.json"

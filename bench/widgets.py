@@ -22,10 +22,10 @@ from pathlib import Path
 from engine.dataset.tokens import get_tokenizer
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import serialize_example
+from engine.uebersicht.budget import evaluate_training_data, load_widget_sources
 from engine.uebersicht.code import join_code
 from engine.uebersicht.dataset import create_dataset
 from engine.uebersicht.download import DownloadLimits, download_widgets
-from engine.uebersicht.evaluate import evaluate_training_data, load_widget_sources
 from engine.uebersicht.manifest import load_manifest
 from engine.uebersicht.prompts import generate_prompts
 from engine.uebersicht.report import read_report, write_report

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from engine.config import PipelineConfig
-from engine.linking.evaluate import evaluate_run, load_truth
+from engine.linking.accuracy import evaluate_run, load_truth
 from engine.pipeline import link_and_write
 from tests.linking_fixtures import copy_world, prepared_world
 

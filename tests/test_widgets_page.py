@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.uebersicht import WidgetPaths
-from engine.uebersicht.evaluate import evaluate_training_data
+from engine.uebersicht.budget import evaluate_training_data
 from tests.page_text import shown
 from tests.test_widgets_pipeline import prepare
 

@@ -13,10 +13,10 @@ from engine.dataset.tokens import get_tokenizer
 from engine.errors import StudioError
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import example_problems, line_problems, serialize_example, validate_jsonl
+from engine.uebersicht.budget import evaluate_training_data, set_actions
 from engine.uebersicht.code import join_code, load_widget_code
 from engine.uebersicht.dataset import assign_splits, create_dataset, split_counts
 from engine.uebersicht.download import DownloadLimits, download_widgets
-from engine.uebersicht.evaluate import evaluate_training_data, set_actions
 from engine.uebersicht.manifest import load_manifest
 from engine.uebersicht.prompts import generate_prompts, is_hand_edited, read_prompt, save_prompt
 from engine.uebersicht.report import read_report, write_report

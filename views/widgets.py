@@ -15,8 +15,8 @@ from engine.records import SPLITS
 from engine.settings import active_workspace
 from engine.store import Workspace
 from engine.uebersicht import WidgetPaths
+from engine.uebersicht.budget import DEFAULT_MAX_TOKENS, evaluate_training_data, set_actions
 from engine.uebersicht.dataset import create_dataset
-from engine.uebersicht.evaluate import DEFAULT_MAX_TOKENS, evaluate_training_data, set_actions
 from engine.uebersicht.jobs import download_job, start_download_job
 from engine.uebersicht.manifest import ManifestError, ManifestMissingError, load_manifest, save_manifest
 from engine.uebersicht.prompts import generate_prompts, read_prompt, save_prompt

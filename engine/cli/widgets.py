@@ -177,7 +177,7 @@ def run_prompts(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from engine.uebersicht.evaluate import analyze_widget_sizes, evaluate_training_data
+    from engine.uebersicht.budget import analyze_widget_sizes, evaluate_training_data
 
     paths = paths_from_args(args)
     if args.widget_only:

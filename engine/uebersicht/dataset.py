@@ -30,8 +30,8 @@ from engine.records import SPLITS
 from engine.store import Workspace
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import example_problems, serialize_example
+from engine.uebersicht.budget import WidgetSource, evaluated_model, load_strategy, load_widget_sources, plan_trim
 from engine.uebersicht.code import join_code
-from engine.uebersicht.evaluate import WidgetSource, evaluated_model, load_strategy, load_widget_sources, plan_trim
 from engine.uebersicht.report import read_report
 from engine.uebersicht.training_config import TrainingConfig, build_example, load_training_config
 

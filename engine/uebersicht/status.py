@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from engine.records import SPLITS
 from engine.uebersicht import WidgetPaths
 from engine.uebersicht.apple_format import validate_jsonl
+from engine.uebersicht.budget import load_strategy
 from engine.uebersicht.download import is_downloaded, read_download_log
-from engine.uebersicht.evaluate import load_strategy
 from engine.uebersicht.manifest import load_manifest
 from engine.uebersicht.prompts import is_hand_edited, prompt_path
 from engine.uebersicht.report import read_report
