@@ -16,6 +16,7 @@ from engine.config import COLLECT_SOURCES
 from engine.errors import StudioError
 from engine.ops import background, scheduler, stats
 from engine.records import TIERS
+from engine.text import byte_size
 from views.access import action_button, action_submit, can, refusal
 from views.ui import checked_sources, code_span, escape_markdown, require_config
 
@@ -70,14 +71,6 @@ def clock(stamp: str | None) -> str:
 
 def every(minutes: float) -> str:
     return f"every {span(minutes * 60)}"
-
-
-def size(count: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
-        count /= 1024
-    return f"{count:,.1f} GB"
 
 
 def widths(**pixels: int) -> dict:
@@ -302,7 +295,8 @@ with overview:
                       f"{overall['duplicates']:,} the dedup job marked as duplicates.")
     columns[1].metric("Tokens", f"{overall['total_tokens']:,}",
                       help=f"{overall['avg_token_length']:,.1f} tokens per example on average.")
-    columns[2].metric("Storage", size(overall["storage_bytes"]), help=f"{overall['storage_bytes']:,} bytes of records.")
+    columns[2].metric("Storage", byte_size(overall["storage_bytes"]),
+                      help=f"{overall['storage_bytes']:,} bytes of records.")
     columns[3].metric("Gold + silver", f"{summary['summary']['top_quality_percentage']:.1f}%",
                       help="Share of examples in the gold and silver tiers (aim for more than half).")
     held = (f" {readiness['held_for_review']:,} more wait for review of possible secrets on the Validation page."

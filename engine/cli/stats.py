@@ -10,6 +10,7 @@ from engine.cli import add_config_arguments, config_and_workspace
 from engine.config import COLLECT_SOURCES
 from engine.ops import stats
 from engine.records import TIERS
+from engine.text import byte_size
 
 
 def _common(parser: argparse.ArgumentParser, days: bool = False, json_flag: bool = True) -> None:
@@ -38,13 +39,6 @@ def _share(count: int, total: int) -> str:
     return f"{100 * count / total:5.1f}%" if total else "    –"
 
 
-def _size(size: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size >= scale:
-            return f"{size / scale:,.1f} {unit}"
-    return f"{size:,} bytes"
-
-
 def _when(iso: str | None) -> str:
     if not iso:
         return "never"
@@ -58,7 +52,7 @@ def format_summary(data: dict, readiness: dict, workspace) -> str:
     if not total:
         lines.append("  none yet: run `python -m engine extract` and then `python -m engine collect` with this config")
     lines.append(f"  {total:,} examples, {overall['total_tokens']:,} tokens ({overall['avg_token_length']:,.1f} per "
-                 f"example), {_size(overall['storage_bytes'])} stored")
+                 f"example), {byte_size(overall['storage_bytes'])} stored")
     lines.append(f"  {overall['human_reviewed']:,} human-reviewed, {overall['duplicates']:,} marked as duplicates "
                  f"(not counted); last collected {_when(overall['last_collected_at'])}")
     for title, key in (("source", "by_source"), ("format", "by_format"), ("tier", "by_quality")):
