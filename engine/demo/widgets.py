@@ -27,36 +27,8 @@ def _big_dashboard() -> dict[str, str]:
             f"  return `${{rounded.toLocaleString(\"en-US\")}} ${{unit}}`\n"
             f"}}\n"
         )
-    index_jsx = """\
-import { formatMetric0, formatMetric1 } from "./lib/format.js"
-
-export const command = "sh dashboard.widget/stats.sh"
-export const refreshFrequency = 30 * 1000
-
-export const className = `
-  top: 200px;
-  right: 32px;
-  width: 320px;
-  padding: 12px 16px;
-  border-radius: 12px;
-  background: rgba(15, 23, 42, 0.7);
-  color: #e2e8f0;
-  font: 12px -apple-system, sans-serif;
-`
-
-export const render = ({ output }) => {
-  const [latency = 0, errors = 0] = (output || "").trim().split(",").map(Number)
-  return (
-    <div>
-      <h3>Service health</h3>
-      <div>p95 latency: {formatMetric0(latency)}</div>
-      <div>errors/min: {formatMetric1(errors, "")}</div>
-    </div>
-  )
-}
-"""
     return {
-        "Dashboard.widget/index.jsx": index_jsx,
+        "Dashboard.widget/index.jsx": SOURCES["DASHBOARD_INDEX"],
         "Dashboard.widget/format.helpers.jsx": "".join(helpers) * 3,
         "Dashboard.widget/stats.sh": "#!/bin/sh\ncurl -s http://localhost:9090/stats.csv\n",
     }
