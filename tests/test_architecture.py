@@ -143,3 +143,44 @@ def test_the_walk_sees_a_back_edge(tmp_path, monkeypatch):
     monkeypatch.setitem(globals_, "ENGINE", fake)
     with pytest.raises(AssertionError, match=r"engine\.ops\.tasks \(floor 8\)"):
         test_no_import_points_to_a_higher_floor()
+
+
+# Rules decided in one place: (kind, name) -> the one module that may define it.
+ONE_DEFINITION = {
+    ("name", "TIERS"): "engine.records",
+    ("name", "SPLITS"): "engine.records",
+    ("name", "DEFAULT_MIN_CONFIDENCE"): "engine.config",
+    ("function", "training_readiness"): "engine.ops.stats",
+    ("function", "format_problems"): "engine.formats",
+    ("function", "findings_action"): "engine.dataset.review",
+    ("function", "write_mlx_splits"): "engine.dataset.mlx",
+    ("function", "split_by_hash"): "engine.dataset.split",
+    ("function", "passes"): "engine.linking.threshold",
+    ("function", "write_atomic"): "engine.files",
+    ("function", "utc_now"): "engine.clock",
+    ("function", "_now"): None,  # nowhere: the clock module's utc_now / now_iso instead
+}
+
+
+def _definitions(path: Path) -> list[tuple[str, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.append(("function", node.name))
+        elif isinstance(node, ast.Assign):
+            found += [("name", target.id) for target in node.targets if isinstance(target, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            found.append(("name", node.target.id))
+    return found
+
+
+def test_each_rule_is_defined_once_in_its_place():
+    where: dict[tuple[str, str], list[str]] = {key: [] for key in ONE_DEFINITION}
+    for path in _engine_files():
+        for key in _definitions(path):
+            if key in where:
+                where[key].append(_module_name(path))
+    wrong = {f"{kind} {name}": places for (kind, name), places in where.items()
+             if places != ([ONE_DEFINITION[(kind, name)]] if ONE_DEFINITION[(kind, name)] else [])}
+    assert not wrong, f"defined elsewhere or more than once: {wrong}"
