@@ -93,12 +93,17 @@ def test_browser_keep_to_exclude_removes_the_widget_from_the_rebuilt_dataset(tmp
     editor = page.get_by_test_id("stDataFrame").nth(1)
     editor.scroll_into_view_if_needed()
     expect(editor.locator("canvas").first).to_be_visible(timeout=20_000)
+    # The grid's accessible cells (glide-cell-<column>-<row>) say when its rows are drawn: click only then, so a
+    # click under load cannot land on a grid that is still laying out.
+    expect(editor.locator("#glide-cell-0-0")).to_have_text("battery", timeout=20_000)
+    expect(editor.locator("#glide-cell-3-0")).to_have_text("keep")
     editor.click(position={"x": 20, "y": 35 + 17})  # header row is 35 px; the middle of the first data row
     for _ in range(3):
         page.keyboard.press("ArrowRight")
     page.keyboard.press("Enter")  # opens the selectbox cell's editor (a react-select overlay in the DOM)
     expect(page.locator("[id^=gdg-overlay] [role=combobox]")).to_be_visible(timeout=10_000)
     page.get_by_role("option", name="exclude", exact=True).click()
+    expect(editor.locator("#glide-cell-3-0")).to_have_text("exclude", timeout=10_000)  # battery's row, not another
     save = page.get_by_role("button", name="Save strategy (1 change)")
     expect(save).to_be_enabled(timeout=10_000)
     save.click()
