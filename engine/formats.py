@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StudioError, shown_label
+from engine.text import byte_size
 
 ROLES = ("system", "user", "assistant")
 SEED_FIELDS = ("instruction", "input", "output")  # the seeds' pair: an instruction, its context, the code written
@@ -224,10 +225,6 @@ class JsonlLine:
         return self.line_number - 1
 
 
-def _size(size: int) -> str:
-    return f"{size / 1_048_576:.1f} MB" if size >= 1_048_576 else f"{size:,} bytes"
-
-
 def _parse(line_number: int, raw: bytes) -> JsonlLine:
     size = len(raw)
     try:
@@ -295,8 +292,8 @@ def read_jsonl(path: str | os.PathLike, max_line_bytes: int = MAX_LINE_BYTES) ->
                     size += len(rest)
                     if not rest or rest.endswith(b"\n"):
                         break
-                yield JsonlLine(line_number, None, f"line {line_number} is {_size(size)}, longer than the "
-                                                   f"{_size(max_line_bytes)} a line may have", size)
+                yield JsonlLine(line_number, None, f"line {line_number} is {byte_size(size)}, longer than the "
+                                                   f"{byte_size(max_line_bytes)} a line may have", size)
                 continue
             yield _parse(line_number, chunk.rstrip(b"\r\n"))
 
