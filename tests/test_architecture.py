@@ -150,6 +150,7 @@ ONE_DEFINITION = {
     ("name", "TIERS"): "engine.records",
     ("name", "SPLITS"): "engine.records",
     ("name", "DEFAULT_MIN_CONFIDENCE"): "engine.config",
+    ("name", "LINK_MODES"): "engine.config",
     ("function", "training_readiness"): "engine.ops.stats",
     ("function", "format_problems"): "engine.formats",
     ("function", "findings_action"): "engine.dataset.review",

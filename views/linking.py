@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine.config import LINK_MODES
 from engine.errors import StudioError
 from engine.linking.link import (
     commit_detail,
@@ -21,7 +22,6 @@ from engine.linking.link import (
     load_run_tables,
     threshold_neighbours,
 )
-from engine.linking.matcher import MODES
 from engine.linking.model import LinkModelError, load_model
 from engine.linking.threshold import passes
 from engine.processes import TaskBusy, start_task, task_status
@@ -71,7 +71,7 @@ top_k = right.slider("top_k", 1, stored_per_commit, min(saved_top_k, stored_per_
 unsaved = abs(min_confidence - saved_confidence) > 1e-9 or top_k != saved_top_k
 left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
 configured_mode = config.get("linking.mode")
-mode = left.selectbox("Mode", MODES, index=MODES.index(run["mode"] if run else configured_mode), key="mode",
+mode = left.selectbox("Mode", LINK_MODES, index=LINK_MODES.index(run["mode"] if run else configured_mode), key="mode",
                       format_func=MODE_LABELS.get)
 status = task_status(workspace, "link")
 running = bool(status and status.running)

@@ -7,10 +7,9 @@ import argparse
 import json
 
 from engine.cli import add_config_arguments, config_and_workspace, number_in
-from engine.config import MAX_TOP_K
+from engine.config import LINK_MODES, MAX_TOP_K
 from engine.executor import add_executor_arguments, executor_choice, open_executor
 from engine.linking.link import LinkResult
-from engine.linking.matcher import MODES
 from engine.pipeline import extract_and_link
 from engine.processes import current_task
 from engine.progress import TqdmProgress
@@ -22,7 +21,7 @@ DESCRIPTION = ("Read new source rows, link every commit to the screens, audio an
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--mode", choices=MODES, help="matcher (default: the config's linking.mode, else best)")
+    parser.add_argument("--mode", choices=LINK_MODES, help="matcher (default: the config's linking.mode, else best)")
     parser.add_argument("--min-confidence", type=number_in(0, 1), help="keep links at or above this (default: the "
                         "config's confidence.min_confidence)")
     parser.add_argument("--top-k", type=number_in(1, MAX_TOP_K, whole=True),

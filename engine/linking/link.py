@@ -29,15 +29,15 @@ import pandas as pd
 from scipy import sparse
 
 from engine.clock import now_iso
-from engine.config import PipelineConfig
+from engine.config import LINK_MODES, PipelineConfig
 from engine.errors import StudioError
 from engine.linking import features as feature_module
 from engine.linking.embedder import EmbedStats, embed_cached, group_near_duplicates, load_embedder, text_hash
 from engine.linking.features import FEATURES, CommitSide, ItemSide, page_title, pair_features, window_candidates
 from engine.linking.keywords import keyword_set, normalized_keywords, reference_tokens
-from engine.linking.matcher import MODES, MatchParams, match
 from engine.linking.matcher import CommitSide as SeedCommitSide
 from engine.linking.matcher import KnowledgeSide as SeedKnowledgeSide
+from engine.linking.matcher import MatchParams, match
 from engine.linking.model import LinkModel, load_model
 from engine.linking.threshold import passes
 from engine.progress import ProgressFn, no_progress
@@ -151,8 +151,8 @@ def _binary_matrix(sets: list[set[str]], vocabulary: dict[str, int]):
 
 def _settings(config: PipelineConfig, mode, min_confidence, top_k) -> tuple[str, float, int]:
     mode = mode or config.get("linking.mode")
-    if mode not in MODES:
-        raise LinkingError(f"The linking mode is one of {', '.join(MODES)}; got {mode!r}.")
+    if mode not in LINK_MODES:
+        raise LinkingError(f"The linking mode is one of {', '.join(LINK_MODES)}; got {mode!r}.")
     min_confidence = config.min_confidence if min_confidence is None else float(min_confidence)
     if not 0 <= min_confidence <= 1:
         raise LinkingError(f"min_confidence is a number between 0 and 1; got {min_confidence}.")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-MODES = ("semantic", "hybrid", "best")
 SEED_MODES = ("semantic", "hybrid")
 COMMIT_BLOCK = 64
 KNOWLEDGE_BLOCK_CHUNKS = 8192
